@@ -1,0 +1,75 @@
+"""Data sets by name: each loads as train / validation / test :class:`GridDataset`.
+
+Every loader module exposes ``load(data_dir, seed=..., **options)`` returning
+``(train_pool, test)``; the validation set is a seeded hold-out of the pool.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+from npf.data.base import (
+    CorruptFileError,
+    DatasetNotFoundError,
+    GridDataset,
+    Splits,
+    holdout_split,
+)
+
+DATA_DIR_ENV = "NPF_DATA_DIR"
+
+#: registry key -> module holding its ``load`` function
+DATASETS: dict[str, str] = {
+    "gp": "npf.data.gp",
+}
+
+__all__ = [
+    "DATASETS",
+    "CorruptFileError",
+    "DatasetNotFoundError",
+    "GridDataset",
+    "Splits",
+    "default_data_dir",
+    "load_splits",
+]
+
+
+def default_data_dir() -> Path:
+    """``$NPF_DATA_DIR`` if set, else the ``data/`` folder of this repository."""
+    if env := os.environ.get(DATA_DIR_ENV):
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "data"
+
+
+def check_name(name: str) -> None:
+    """Raise ``ValueError`` listing the valid names if ``name`` is unknown."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
+
+
+def load_splits(
+    name: str,
+    data_dir: str | Path | None = None,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    **options: Any,
+) -> Splits:
+    """Load data set ``name`` and hold out ``val_fraction`` of its training pool."""
+    check_name(name)
+    root = Path(data_dir) if data_dir else default_data_dir()
+    loader = importlib.import_module(DATASETS[name]).load
+    pool, test = loader(root, seed=seed, **options)
+    train, val = holdout_split(pool, val_fraction, seed)
+    return Splits(
+        train,
+        val,
+        test,
+        seed,
+        description=(
+            f"{len(train)} train / {len(val)} validation (seeded {val_fraction:.0%} hold-out, "
+            f"seed {seed}) / {len(test)} test"
+        ),
+    )

@@ -1,0 +1,68 @@
+"""Context / target sampling: turns a batch of rasters into interpolation tasks.
+
+A task hides all but a few valid pixels of an image (the *context*) and asks for
+every valid pixel (the *targets*). Pixels outside the validity mask (nodata,
+NaN) are never context and never target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class ContextSampler:
+    """Draws context masks.
+
+    Training draws, per image, a number of context pixels uniformly from
+    ``[min_fraction, max_fraction] * n_valid`` (the report: [0, 0.3]); evaluation
+    uses a fixed ``fraction`` (the report: 1/8). Positions are uniform among the
+    valid pixels of each image.
+    """
+
+    min_fraction: float = 0.0
+    max_fraction: float = 0.3
+    fraction: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_fraction <= self.max_fraction <= 1.0:
+            raise ValueError(
+                "need 0 <= min_fraction <= max_fraction <= 1, got "
+                f"{self.min_fraction}, {self.max_fraction}"
+            )
+        if self.fraction is not None and not 0.0 < self.fraction <= 1.0:
+            raise ValueError(f"fraction must lie in (0, 1], got {self.fraction}")
+
+    @classmethod
+    def fixed(cls, fraction: float) -> ContextSampler:
+        """A sampler that always uses ``fraction`` of the valid pixels."""
+        return cls(fraction=fraction)
+
+    def __call__(self, valid: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Return a boolean context mask of the shape of ``valid`` (B, 1, H, W).
+
+        ``generator`` must live on ``valid``'s device; the same generator state
+        gives the same masks.
+        """
+        if valid.dtype != torch.bool or valid.ndim != 4 or valid.shape[1] != 1:
+            raise ValueError(f"valid must be a bool tensor (B, 1, H, W), got {valid.shape}")
+        batch = valid.shape[0]
+        flat_valid = valid.reshape(batch, -1)
+        n_valid = flat_valid.sum(dim=1)
+        if self.fraction is not None:
+            n_context = torch.round(self.fraction * n_valid).long()
+        else:
+            u = torch.rand(batch, generator=generator, device=valid.device)
+            low = self.min_fraction * n_valid
+            high = self.max_fraction * n_valid
+            n_context = torch.floor(low + u * (high - low + 1)).long()
+            n_context = torch.minimum(n_context, torch.floor(high).long())
+        # Random scores; invalid pixels get +inf so they sort last, and the
+        # n_context smallest scores of each image become its context.
+        scores = torch.rand(flat_valid.shape, generator=generator, device=valid.device)
+        scores = scores.masked_fill(~flat_valid, float("inf"))
+        ranks = scores.argsort(dim=1).argsort(dim=1)
+        context = (ranks < n_context[:, None]) & flat_valid
+        return context.reshape(valid.shape)
