@@ -25,7 +25,10 @@ def gaussian_nll(
         NLL per target pixel-channel.
     """
     mask = target_mask.expand_as(y)
-    z = torch.where(mask, (y - mean) / std, torch.zeros((), dtype=y.dtype, device=y.device))
+    # Zero the ignored pixels *before* any arithmetic: a NaN there would turn
+    # the (masked-out) gradient into NaN through 0 * NaN.
+    y = torch.where(mask, y, torch.zeros((), dtype=y.dtype, device=y.device))
+    z = (y - mean) / std
     nll = torch.where(mask, 0.5 * z**2 + std.log() + HALF_LOG_2PI, torch.zeros_like(z))
     total = nll.sum()
     summed = total / y.shape[0]
