@@ -24,6 +24,9 @@ DATA_DIR_ENV = "NPF_DATA_DIR"
 #: registry key -> module holding its ``load`` function
 DATASETS: dict[str, str] = {
     "gp": "npf.data.gp",
+    "tfasr": "npf.data.dem",
+    "fashionmnist": "npf.data.fashionmnist",
+    "eurosat": "npf.data.eurosat",
 }
 
 __all__ = [

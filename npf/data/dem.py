@@ -1,0 +1,315 @@
+"""``tfasr``: DEM tiles in the TfaSR layout, elevation in metres.
+
+Layout (the one of the TfaSR data on Figshare, doi 10.6084/m9.figshare.19597201,
+and the one ``python -m npf.data prepare tfasr`` writes)::
+
+    <data_dir>/tfasr/train/**/*.tif   single-band GeoTIFF tiles, all of one size
+    <data_dir>/tfasr/test/**/*.tif    (64 x 64), each keeping its georeference
+    <data_dir>/tfasr/tiles.npz        optional: the same tiles decoded (``export``)
+    <data_dir>/tfasr/tiling.json      written by ``prepare``: rules, scenes, counts
+
+The GeoTIFFs are read with rasterio (imported only then); when ``tiles.npz``
+exists it is read instead, with numpy alone, so machines without rasterio can
+train. Nodata and non-finite pixels are invalid: never context, never target.
+
+Scaling: ``ValueScaling(scale, center_on_context=True)`` with ``scale`` the median,
+over the *training* tiles, of the standard deviation of elevation within a tile;
+the model sees (elevation - mean of the context values) / scale.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from npf.data.base import CorruptFileError, DatasetNotFoundError, GridDataset
+from npf.scaling import ValueScaling
+
+if TYPE_CHECKING:
+    from npf.data.tiling import TileRules
+
+DIRNAME = "tfasr"
+EXPORT_FILE = "tiles.npz"
+REPORT_FILE = "tiling.json"
+SPLITS = ("train", "test")
+DOI = "10.6084/m9.figshare.19597201"
+
+#: Test scenes of the DEM set built from ../shared/data/dem: unseen terrain of several
+#: kinds and resolutions (Andes at 3", Grand Canyon at ~62 m, a St. Elias glacier at
+#: 20 m, two Himalayan valleys at ~90 m, one masked to its basin). None lies within
+#: 50 km of a training scene.
+TEST_SCENES = (
+    "srtm3_S33W071",
+    "grandcanyon",
+    "dem_SouthGlacier",
+    "dem_chhota_shigri",
+    "Mandakini",
+)
+
+#: per-tile metadata: ``path`` relative to ``<data_dir>/tfasr``, source window
+#: ``row``/``col`` (-1 when unknown), ground pixel size and tile centre
+META_KEYS = (
+    "scene",
+    "path",
+    "row",
+    "col",
+    "pixel_width_m",
+    "pixel_height_m",
+    "resolution_m",
+    "lon",
+    "lat",
+)
+
+Tiles = tuple[np.ndarray, dict[str, np.ndarray]]
+
+
+def tfasr_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / DIRNAME
+
+
+def prepare_hint() -> str:
+    return (
+        "prepare it with: python -m npf.data prepare tfasr --source <folder of GeoTIFF scenes> "
+        f"(or put the TfaSR tiles, doi {DOI}, there)"
+    )
+
+
+def tile_paths(root: Path, split: str) -> list[Path]:
+    """GeoTIFF tiles of ``split`` under ``root``, sorted."""
+    folder = root / split
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".tif", ".tiff"))
+
+
+def read_tiles(root: Path, split: str) -> Tiles:
+    """Decode the GeoTIFF tiles of ``split``: float32 (N, H, W) metres, NaN where invalid."""
+    import rasterio
+    from rasterio.errors import RasterioError
+    from tqdm.auto import tqdm
+
+    from npf.data.tiling import decode, ground_pixel_size
+
+    paths = tile_paths(root, split)
+    if not paths:
+        raise DatasetNotFoundError(f"no GeoTIFF tiles in {root / split}; {prepare_hint()}")
+    elevation, crs_of, transforms = [], [], []
+    meta: dict[str, list] = {key: [] for key in ("scene", "path", "row", "col")}
+    for path in tqdm(paths, desc=f"reading {split} tiles", unit="tile", leave=False):
+        try:
+            with rasterio.open(path) as tile:
+                band = tile.read(1, masked=True)
+                tags = tile.tags()
+                crs_of.append(tile.crs)
+                transforms.append(tile.transform)
+        except (RasterioError, OSError) as error:
+            raise CorruptFileError(f"{path}: cannot read GeoTIFF tile ({error})") from error
+        if crs_of[-1] is None:
+            raise CorruptFileError(f"{path}: tile has no CRS (georeference needed)")
+        if elevation and band.shape != elevation[0].shape:
+            raise CorruptFileError(
+                f"{path}: tile is {band.shape}, the first tile {paths[0].name} is "
+                f"{elevation[0].shape}; all tiles must share one size"
+            )
+        elevation.append(decode(band)[0].astype(np.float32))
+        meta["scene"].append(tags.get("NPF_SCENE", path.stem))
+        meta["path"].append(path.relative_to(root).as_posix())
+        meta["row"].append(int(tags.get("NPF_ROW", -1)))
+        meta["col"].append(int(tags.get("NPF_COL", -1)))
+    height, width = elevation[0].shape
+    ground = {
+        key: np.empty(len(paths)) for key in META_KEYS if key not in ("scene", "path", "row", "col")
+    }
+    for crs in {c.to_wkt() for c in crs_of}:
+        rows = np.flatnonzero([c.to_wkt() == crs for c in crs_of])
+        sizes = ground_pixel_size(
+            crs_of[rows[0]],
+            [transforms[i] for i in rows],
+            np.full(len(rows), height // 2),
+            np.full(len(rows), width // 2),
+        )
+        for key, value in sizes.items():
+            ground[key][rows] = value
+    arrays = {
+        "scene": np.array(meta["scene"]),
+        "path": np.array(meta["path"]),
+        "row": np.array(meta["row"], dtype=np.int64),
+        "col": np.array(meta["col"], dtype=np.int64),
+        **ground,
+    }
+    return np.stack(elevation), arrays
+
+
+def export_tiles(root: Path) -> Path:
+    """Write ``root/tiles.npz``: both splits decoded, elevation rounded to int16 metres.
+
+    int16 is exact for the integer SRTM scenes and within 0.5 m for float scenes;
+    invalid pixels hold 0 and are false in ``<split>_valid``. Written through a
+    temporary file, so an interrupted export leaves no broken file.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    rounding = 0.0
+    for split in SPLITS:
+        elevation, meta = read_tiles(root, split)
+        valid = np.isfinite(elevation)
+        values = np.where(valid, elevation, 0.0)
+        rounded = np.rint(values)
+        if np.abs(rounded).max(initial=0) > np.iinfo(np.int16).max:
+            raise ValueError(f"{split}: elevations beyond +-32767 m cannot be stored as int16")
+        rounding = max(rounding, float(np.abs(rounded - values).max(initial=0)))
+        arrays[f"{split}_elevation"] = rounded.astype(np.int16)
+        arrays[f"{split}_valid"] = valid
+        arrays.update({f"{split}_{key}": value for key, value in meta.items()})
+    arrays["max_rounding_error_m"] = np.array(rounding)
+    target = root / EXPORT_FILE
+    partial = root / f".{EXPORT_FILE}.partial"
+    with open(partial, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+    os.replace(partial, target)
+    return target
+
+
+def read_export(path: Path) -> dict[str, Tiles]:
+    """The splits stored by :func:`export_tiles` (numpy only)."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = {key: stored[key] for key in stored.files}
+    except (OSError, ValueError, EOFError) as error:
+        raise CorruptFileError(f"{path}: cannot read exported tiles ({error})") from error
+    splits = {}
+    for split in SPLITS:
+        needed = [f"{split}_elevation", f"{split}_valid"] + [f"{split}_{k}" for k in META_KEYS]
+        if missing := [key for key in needed if key not in arrays]:
+            raise CorruptFileError(f"{path}: missing arrays {', '.join(missing)}")
+        valid = arrays[f"{split}_valid"]
+        elevation = np.where(valid, arrays[f"{split}_elevation"].astype(np.float32), np.nan)
+        splits[split] = (elevation, {key: arrays[f"{split}_{key}"] for key in META_KEYS})
+    return splits
+
+
+def read_splits(root: Path) -> tuple[dict[str, Tiles], str]:
+    """Tiles of both splits, from ``tiles.npz`` when present, else from the GeoTIFFs."""
+    export = root / EXPORT_FILE
+    if export.exists():
+        splits = read_export(export)
+        on_disk = {p.relative_to(root).as_posix() for s in SPLITS for p in tile_paths(root, s)}
+        exported = {str(p) for s in SPLITS for p in splits[s][1]["path"]}
+        if on_disk and on_disk != exported:
+            raise CorruptFileError(
+                f"{export} does not match the GeoTIFF tiles beside it; rewrite it with: "
+                "python -m npf.data export tfasr"
+            )
+        return splits, str(export)
+    if not tile_paths(root, "train"):
+        raise DatasetNotFoundError(f"no TfaSR tiles in {root / 'train'}; {prepare_hint()}")
+    return {split: read_tiles(root, split) for split in SPLITS}, f"GeoTIFF tiles in {root}"
+
+
+def within_tile_scale(elevation: np.ndarray) -> float:
+    """Median over tiles of the standard deviation of elevation within a tile (m)."""
+    return float(np.median(np.nanstd(elevation, axis=(1, 2))))
+
+
+def to_dataset(tiles: Tiles, scaling: ValueScaling, source: str) -> GridDataset:
+    elevation, meta = tiles
+    values = torch.from_numpy(np.ascontiguousarray(elevation[:, None], dtype=np.float32))
+    return GridDataset(
+        name=DIRNAME,
+        values=values,
+        valid=torch.isfinite(values),
+        scaling=scaling,
+        units="m",
+        meta={
+            **meta,
+            "source": source,
+            "scale_rule": "median over training tiles of the within-tile std of elevation",
+        },
+    )
+
+
+def load(data_dir: Path, seed: int = 0) -> tuple[GridDataset, GridDataset]:
+    """Training pool (``train/``) and test set (``test/``); ``seed`` is unused (fixed split)."""
+    del seed
+    splits, source = read_splits(tfasr_dir(data_dir))
+    scaling = ValueScaling(within_tile_scale(splits["train"][0]), center_on_context=True)
+    return tuple(to_dataset(splits[split], scaling, source) for split in SPLITS)  # type: ignore[return-value]
+
+
+def prepare(
+    source: Path | None,
+    data_dir: Path,
+    download: bool = False,
+    test_scenes: Sequence[str] = TEST_SCENES,
+    train_stride: int = 32,
+    rules: TileRules | None = None,
+    margin_km: float = 50.0,
+) -> str:
+    """Tile the GeoTIFF scenes in ``source`` into ``<data_dir>/tfasr`` and export the tiles.
+
+    Builds the new set beside the old one and swaps it in only when complete. A
+    ``tfasr`` folder that ``prepare`` did not make (e.g. the real TfaSR tiles) is
+    never replaced.
+    """
+    from npf.data.tiling import TileRules, find_scenes, tile_scenes
+
+    if download:
+        raise ValueError(f"tfasr cannot be downloaded here; get TfaSR from doi {DOI}")
+    if source is None:
+        raise ValueError("tfasr: give --source <folder of GeoTIFF scenes>")
+    rules = rules or TileRules()
+    source, data_dir = Path(source), Path(data_dir)
+    if not source.is_dir() or not (scenes := find_scenes(source)):
+        raise DatasetNotFoundError(f"no GeoTIFF scenes (*.tif) in {source}")
+    root = tfasr_dir(data_dir)
+    if root.exists() and not (root / REPORT_FILE).exists():
+        raise FileExistsError(
+            f"{root} holds tiles that prepare did not make; move it away first "
+            "(or keep it and run: python -m npf.data export tfasr)"
+        )
+    staging = data_dir / f"{DIRNAME}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    reports = tile_scenes(scenes, staging, test_scenes, train_stride, rules, margin_km)
+    counts = {split: len(tile_paths(staging, split)) for split in SPLITS}
+    if not all(counts.values()):
+        raise ValueError(f"tiling gave {counts}: need tiles in both train and test")
+    record = {
+        "source": str(source),
+        "rules": rules.__dict__,
+        "train_stride": train_stride,
+        "test_stride": rules.size,
+        "margin_km": margin_km,
+        "test_scenes": list(test_scenes),
+        "tiles": counts,
+        "scenes": [report.as_dict() for report in reports],
+    }
+    (staging / REPORT_FILE).write_text(json.dumps(record, indent=1))
+    export_tiles(staging)
+    if root.exists():
+        retired = data_dir / f"{DIRNAME}.old"
+        shutil.rmtree(retired, ignore_errors=True)
+        root.rename(retired)
+        staging.rename(root)
+        shutil.rmtree(retired)
+    else:
+        staging.rename(root)
+    return summary(record, root)
+
+
+def summary(record: dict, root: Path) -> str:
+    """Per-scene table of what tiling kept and skipped."""
+    lines = [f"{'scene':24} {'split':5} {'stride':>6} {'windows':>7} {'kept':>5}  skipped / error"]
+    for scene in record["scenes"]:
+        skipped = ", ".join(f"{n} {reason}" for reason, n in scene["skipped"].items())
+        lines.append(
+            f"{scene['scene']:24} {scene['split']:5} {scene['stride']:>6} "
+            f"{scene['windows']:>7} {scene['kept']:>5}  {scene['error'] or skipped}"
+        )
+    lines.append(f"tiles: {record['tiles']} in {root} (and {EXPORT_FILE})")
+    return "\n".join(lines)
