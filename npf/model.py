@@ -113,6 +113,14 @@ class GridConvCNP(nn.Module):
         if kernel_size % 2 == 0 or setconv_kernel_size % 2 == 0:
             raise ValueError("kernel sizes must be odd so that outputs stay centred")
         self.y_channels = y_channels
+        self.config = {
+            "y_channels": y_channels,
+            "hidden_channels": hidden_channels,
+            "n_blocks": n_blocks,
+            "kernel_size": kernel_size,
+            "setconv_kernel_size": setconv_kernel_size,
+            "decoder_layers": decoder_layers,
+        }
         self.encoder = SetConvEncoder(y_channels, hidden_channels, setconv_kernel_size)
         self.cnn = nn.Sequential(
             *(ResidualBlock(hidden_channels, kernel_size) for _ in range(n_blocks))

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from npf import REPO_ROOT
 from npf.data.base import (
     CorruptFileError,
     DatasetNotFoundError,
@@ -44,7 +45,7 @@ def default_data_dir() -> Path:
     """``$NPF_DATA_DIR`` if set, else the ``data/`` folder of this repository."""
     if env := os.environ.get(DATA_DIR_ENV):
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "data"
+    return REPO_ROOT / "data"
 
 
 def check_name(name: str) -> None:

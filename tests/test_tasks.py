@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+from npf.tasks import ContextSampler
+
+
+def test_training_fractions_within_bounds_and_uniform() -> None:
+    valid = torch.ones(2000, 1, 10, 10, dtype=torch.bool)
+    counts = ContextSampler(0.0, 0.3)(valid, torch.Generator().manual_seed(0)).sum((1, 2, 3))
+    assert counts.min() >= 0 and counts.max() <= 30
+    assert set(counts.unique().tolist()) == set(range(31))  # every count occurs
+    assert abs(counts.float().mean().item() - 15) < 1.0
+
+
+def test_fixed_fraction_is_exact() -> None:
+    valid = torch.ones(4, 1, 16, 16, dtype=torch.bool)
+    counts = ContextSampler.fixed(1 / 8)(valid, torch.Generator().manual_seed(0)).sum((1, 2, 3))
+    assert counts.tolist() == [32] * 4
+
+
+def test_seeded_and_repeatable() -> None:
+    valid = torch.ones(8, 1, 12, 12, dtype=torch.bool)
+    sampler = ContextSampler()
+    a = sampler(valid, torch.Generator().manual_seed(3))
+    b = sampler(valid, torch.Generator().manual_seed(3))
+    c = sampler(valid, torch.Generator().manual_seed(4))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_nodata_never_context() -> None:
+    valid = torch.rand(64, 1, 12, 12, generator=torch.Generator().manual_seed(1)) < 0.5
+    context = ContextSampler(0.5, 1.0)(valid, torch.Generator().manual_seed(0))
+    assert not (context & ~valid).any()
+    # the fraction is of the valid pixels: all of them may be drawn, never more
+    assert (context.sum((1, 2, 3)) <= valid.sum((1, 2, 3))).all()
+    full = ContextSampler.fixed(1.0)(valid, torch.Generator().manual_seed(0))
+    assert torch.equal(full, valid)
+
+
+@pytest.mark.parametrize(("low", "high"), [(-0.1, 0.3), (0.5, 0.2), (0.0, 1.5)])
+def test_rejects_bad_bounds(low: float, high: float) -> None:
+    with pytest.raises(ValueError):
+        ContextSampler(low, high)
+
+
+def test_rejects_non_bool_mask() -> None:
+    with pytest.raises(ValueError, match="bool"):
+        ContextSampler()(torch.ones(1, 1, 4, 4), torch.Generator())

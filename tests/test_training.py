@@ -1,0 +1,67 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from npf.predict import predict, score_predictions
+from npf.training import TrainConfig, Trainer, build_model, load_model
+
+SMALL = {"hidden_channels": 16, "n_blocks": 2, "kernel_size": 5}
+
+
+def test_short_fit_beats_constant_mean(tiny_gp, tmp_path) -> None:
+    model = build_model(1, seed=0, **SMALL)
+    config = TrainConfig(epochs=6, batch_size=16, optimizer="adam", lr=3e-3, device="cpu")
+    history = Trainer(model, tiny_gp, config, tmp_path).fit(progress=False)
+    assert history.epochs[-1]["val_loss"] < history.epochs[0]["val_loss"]
+    trained, _, _ = load_model(tmp_path / "best.pt")
+    results = score_predictions(predict(trained, tiny_gp.test, baselines=(), progress=False))
+    # The constant-mean predictor of a zero-mean unit-variance field has RMSE ~ 1
+    # and, as N(0, var), an NLL per pixel of 0.5 log(2 pi e var) ~ 1.42.
+    truth = tiny_gp.test.values.numpy()
+    constant_rmse = float(np.sqrt(np.mean(truth**2)))
+    assert results["convcnp"]["rmse"]["mean"] < 0.8 * constant_rmse
+    constant_nll = 0.5 * np.log(2 * np.pi * np.e * np.mean(truth**2))
+    assert results["convcnp"]["nll"]["mean"] < constant_nll - 0.1
+
+
+def test_resumed_run_ends_with_same_weights(tiny_gp, tmp_path) -> None:
+    config = TrainConfig(epochs=3, batch_size=32, optimizer="sgd", momentum=0.9, device="cpu")
+    straight = build_model(1, seed=1, **SMALL)
+    Trainer(straight, tiny_gp, config, tmp_path / "straight").fit(progress=False)
+
+    interrupted = build_model(1, seed=1, **SMALL)
+    Trainer(interrupted, tiny_gp, config, tmp_path / "split").fit(progress=False, time_limit_s=0)
+    history = json.loads((tmp_path / "split" / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1]  # stopped after one epoch
+    resumed = build_model(1, seed=99, **SMALL)  # fresh weights: all state comes from last.pt
+    final = Trainer(resumed, tiny_gp, config, tmp_path / "split").fit(progress=False)
+    assert [e["epoch"] for e in final.epochs] == [1, 2, 3]
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_resume_refuses_other_settings(tiny_gp, tmp_path) -> None:
+    config = TrainConfig(epochs=1, batch_size=64, device="cpu")
+    Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path).fit(progress=False)
+    other = TrainConfig(epochs=1, batch_size=64, lr=0.1, device="cpu")
+    with pytest.raises(ValueError, match="cannot resume"):
+        Trainer(build_model(1, **SMALL), tiny_gp, other, tmp_path).fit(progress=False)
+
+
+def test_best_checkpoint_is_lowest_validation_epoch(tiny_gp, tmp_path) -> None:
+    config = TrainConfig(epochs=2, batch_size=64, optimizer="adam", device="cpu")
+    history = Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path).fit(progress=False)
+    _, scaling, checkpoint = load_model(tmp_path / "best.pt")
+    assert checkpoint["epoch"] == history.best_epoch
+    assert checkpoint["model_config"]["hidden_channels"] == 16
+    assert scaling == tiny_gp.train.scaling
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("optimizer", "rmsprop"), ("precision", "fp8"), ("lr_decay", 0.0)]
+)
+def test_config_rejects_unknown_values(field: str, value) -> None:
+    with pytest.raises(ValueError):
+        TrainConfig(**{field: value})
