@@ -1,0 +1,37 @@
+import numpy as np
+import pytest
+
+from npf.data import load_splits
+from npf.predict import evaluation_contexts, predict, score_predictions
+from npf.report import metrics_table
+
+
+@pytest.fixture(scope="module")
+def gp_test():
+    return load_splits("gp", n_train=20, n_test=12, size=16).test
+
+
+def test_baselines_and_oracle_layout_and_masks(gp_test) -> None:
+    predictions = predict(None, gp_test, fraction=0.25, oracle=True, progress=False)
+    assert list(predictions["predictor"].values) == ["nearest", "linear", "cubic", "oracle"]
+    assert predictions["mean"].shape == (4, 12, 1, 16, 16)
+    assert int(predictions["context"].sum()) == 12 * 64  # a quarter of 256 pixels per image
+    # deterministic predictors carry no std; the oracle's std is positive
+    assert np.isnan(predictions["std"].sel(predictor="cubic")).all()
+    assert (predictions["std"].sel(predictor="oracle") > 0).all()
+
+
+def test_oracle_is_calibrated_and_best(gp_test) -> None:
+    results = score_predictions(predict(None, gp_test, fraction=0.125, oracle=True, progress=False))
+    assert abs(results["oracle"]["coverage95"]["mean"] - 0.95) < 0.03
+    for baseline in ("nearest", "linear", "cubic"):
+        assert results["oracle"]["rmse"]["mean"] < results[baseline]["rmse"]["mean"]
+    table = metrics_table(results)
+    assert table.count("\n") == 5 and "| oracle |" in table
+
+
+def test_evaluation_contexts_are_seeded(gp_test) -> None:
+    _, a = evaluation_contexts(gp_test, 0.1, seed=5)
+    _, b = evaluation_contexts(gp_test, 0.1, seed=5)
+    _, c = evaluation_contexts(gp_test, 0.1, seed=6)
+    assert (a == b).all() and not (a == c).all()
