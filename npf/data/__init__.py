@@ -1,7 +1,9 @@
 """Data sets by name: each loads as train / validation / test :class:`GridDataset`.
 
 Every loader module exposes ``load(data_dir, seed=..., **options)`` returning
-``(train_pool, test)``; the validation set is a seeded hold-out of the pool.
+``(train_pool, test)``; the validation set is a seeded hold-out of the pool, drawn
+by the module's own ``holdout(pool, fraction, seed)`` where it has one (spatially
+grouped for overlapping DEM tiles), else by :func:`holdout_split`.
 """
 
 from __future__ import annotations
@@ -64,9 +66,9 @@ def load_splits(
     """Load data set ``name`` and hold out ``val_fraction`` of its training pool."""
     check_name(name)
     root = Path(data_dir) if data_dir else default_data_dir()
-    loader = importlib.import_module(DATASETS[name]).load
-    pool, test = loader(root, seed=seed, **options)
-    train, val = holdout_split(pool, val_fraction, seed)
+    module = importlib.import_module(DATASETS[name])
+    pool, test = module.load(root, seed=seed, **options)
+    train, val = getattr(module, "holdout", holdout_split)(pool, val_fraction, seed)
     return Splits(
         train,
         val,
@@ -75,5 +77,11 @@ def load_splits(
         description=(
             f"{len(train)} train / {len(val)} validation (seeded {val_fraction:.0%} hold-out, "
             f"seed {seed}) / {len(test)} test"
+            + (
+                f"; {len(pool) - len(train) - len(val)} training tiles overlapping validation "
+                "tiles left out"
+                if len(train) + len(val) < len(pool)
+                else ""
+            )
         ),
     )

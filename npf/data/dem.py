@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from npf.data.base import CorruptFileError, DatasetNotFoundError, GridDataset
+from npf.data.base import CorruptFileError, DatasetNotFoundError, GridDataset, holdout_split
 from npf.scaling import ValueScaling
 
 if TYPE_CHECKING:
@@ -232,6 +232,45 @@ def to_dataset(tiles: Tiles, scaling: ValueScaling, source: str) -> GridDataset:
             "scale_rule": "median over training tiles of the within-tile std of elevation",
         },
     )
+
+
+#: side (in scene pixels) of the blocks that the validation hold-out draws whole
+HOLDOUT_BLOCK = 256
+
+
+def holdout(pool: GridDataset, fraction: float, seed: int) -> tuple[GridDataset, GridDataset]:
+    """Hold out validation tiles by spatial block, with a buffer.
+
+    Training tiles overlap (stride 32 < 64), so a random hold-out would validate
+    on pixels the model trained on. Instead whole ``HOLDOUT_BLOCK``-pixel blocks
+    of each scene are drawn (seeded) until ``fraction`` of the tiles is held
+    out, and every training tile that overlaps a validation tile is dropped.
+    Tiles of unknown position (``row`` = -1, e.g. the original TfaSR tiles) fall
+    back to a seeded random hold-out.
+    """
+    rows, cols = np.asarray(pool.meta["row"]), np.asarray(pool.meta["col"])
+    if (rows < 0).any():
+        return holdout_split(pool, fraction, seed)
+    scenes = np.asarray(pool.meta["scene"])
+    blocks = np.char.add(
+        np.char.add(scenes.astype(str), ":"),
+        np.char.add((rows // HOLDOUT_BLOCK).astype(str), (cols // HOLDOUT_BLOCK).astype(str)),
+    )
+    unique = np.unique(blocks)
+    order = np.random.default_rng(seed).permutation(len(unique))
+    counts = np.array([np.sum(blocks == unique[i]) for i in order])
+    n_blocks = int(np.searchsorted(np.cumsum(counts), fraction * len(pool)) + 1)
+    is_val = np.isin(blocks, unique[order[:n_blocks]])
+    height, width = pool.values.shape[-2:]
+    overlaps = np.zeros(len(pool), dtype=bool)
+    for v in np.flatnonzero(is_val):
+        overlaps |= (
+            (scenes == scenes[v])
+            & (np.abs(rows - rows[v]) < height)
+            & (np.abs(cols - cols[v]) < width)
+        )
+    train = np.flatnonzero(~overlaps)
+    return pool.subset(train), pool.subset(np.flatnonzero(is_val))
 
 
 def load(data_dir: Path, seed: int = 0) -> tuple[GridDataset, GridDataset]:
