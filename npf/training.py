@@ -233,7 +233,13 @@ class Trainer:
             if self.config.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
             self.optimizer.step()
-            total += loss.item()
+            value = loss.item()
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"training diverged in epoch {epoch}, batch {b + 1} (loss {value}); "
+                    "lower the learning rate, set grad_clip or use optimizer='adam'"
+                )
+            total += value
             total_per_pixel += per_pixel.item()
             progress()
         return total / n_batches, total_per_pixel / n_batches
@@ -279,11 +285,6 @@ class Trainer:
             val_loss, val_per_pixel = self.validate()
             self.scheduler.step()
             seconds = time.perf_counter() - epoch_start
-            if not math.isfinite(train_loss):
-                raise FloatingPointError(
-                    f"training diverged at epoch {epoch} (loss {train_loss}); "
-                    "lower the learning rate or set grad_clip"
-                )
             self.history.epochs.append(
                 {
                     "epoch": epoch,

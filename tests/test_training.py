@@ -65,3 +65,9 @@ def test_best_checkpoint_is_lowest_validation_epoch(tiny_gp, tmp_path) -> None:
 def test_config_rejects_unknown_values(field: str, value) -> None:
     with pytest.raises(ValueError):
         TrainConfig(**{field: value})
+
+
+def test_divergence_stops_with_a_clear_error(tiny_gp, tmp_path) -> None:
+    config = TrainConfig(epochs=1, batch_size=16, lr=1e6, device="cpu")
+    with pytest.raises(FloatingPointError, match="diverged in epoch 1"):
+        Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path).fit(progress=False)
