@@ -12,4 +12,4 @@ if [ "${1:-}" = "--rerun" ] || [ ! -f book/results/gp.ipynb ]; then
     -p out_dir book/results/gp -p resume False
 fi
 .venv/bin/jupyter-book build book
-echo "book: $(pwd)/book/_build/html/index.html"
+echo "book: $(pwd)/_build/html/index.html"
