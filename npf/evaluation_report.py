@@ -33,7 +33,8 @@ def plot_metric_sweep(
 ) -> Figure:
     """Each metric's mean and 95 % CI over images against the context fraction.
 
-    Fractions above the training range are shaded.
+    Fractions above the training range are shaded; a predictor keeps its colour
+    in every panel.
     """
     fractions = sorted(summary)
     predictors = list(dict.fromkeys(p for f in fractions for p in summary[f]))
@@ -41,7 +42,7 @@ def plot_metric_sweep(
         1, len(metrics), figsize=(3.6 * len(metrics), 3.4), squeeze=False, constrained_layout=True
     )
     for ax, metric in zip(axes[0], metrics, strict=True):
-        for predictor in predictors:
+        for colour, predictor in enumerate(predictors):
             points = [
                 (f, summary[f][predictor][metric])
                 for f in fractions
@@ -57,6 +58,7 @@ def plot_metric_sweep(
                 marker="o",
                 ms=3,
                 capsize=2,
+                color=f"C{colour}",
                 label=predictor,
             )
         if metric.startswith("coverage"):
