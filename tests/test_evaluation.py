@@ -5,6 +5,7 @@ import pytest
 import torch
 import xarray as xr
 
+from npf.data.base import GridDataset
 from npf.data.gp import generate
 from npf.evaluation import (
     add_kriging,
@@ -15,6 +16,7 @@ from npf.evaluation import (
     terrain_slope,
     worst_images,
 )
+from npf.evaluation_report import coverage_table, target_checks, target_table, variogram_table
 from npf.model import GridConvCNP
 from npf.predict import predict
 
@@ -133,3 +135,51 @@ def test_slope_of_a_plane_and_errors_by_slope_class() -> None:
 def test_focus_fraction_must_be_swept(fields) -> None:
     with pytest.raises(ValueError, match="focus_fraction"):
         evaluate(None, fields, (0.1, 0.2), progress=False)
+
+
+def test_dem_like_data_get_slope_errors_in_metres() -> None:
+    rows, cols = np.mgrid[0:16, 0:16].astype(np.float32)
+    elevation = np.stack([100 + 3.0 * cols + 0.2 * rows**2, 50 + 0.5 * rows])[:, None]
+    dem = GridDataset(
+        "tfasr",
+        torch.from_numpy(elevation),
+        torch.ones(2, 1, 16, 16, dtype=torch.bool),
+        units="m",
+        meta={"resolution_m": np.array([30.0, 90.0]), "scene": np.array(["a", "b"])},
+    )
+    result = evaluate(None, dem, (0.125,), progress=False)
+    slope = result.slope_rmse.sel(fraction=0.125)
+    assert int(slope["pixels"].sum()) == 2 * (256 - 32)
+    assert set(slope["predictor"].values) == {"nearest", "linear", "cubic", "kriging"}
+    assert "oracle" not in result.scores["predictor"].values
+
+
+def test_targets_are_checked_where_they_apply() -> None:
+    def scores(rmse: float, nll: float = 0.0, coverage95: float = 0.95) -> dict:
+        values = {"rmse": rmse, "nll": nll, "coverage95": coverage95}
+        return {key: {"mean": value, "ci95": 0.0} for key, value in values.items()}
+
+    dem = {0.125: {"convcnp": scores(10.0), "cubic": scores(11.0), "kriging": scores(9.5)}}
+    checks = target_checks(dem, "tfasr")
+    assert [met for _, _, met in checks] == [True, True, True]
+    dem[0.125]["convcnp"] = scores(10.5, coverage95=0.90)
+    assert [met for _, _, met in target_checks(dem, "tfasr")] == [False, True, False]
+    gp = {0.125: {"convcnp": scores(1.0, nll=0.30), "oracle": scores(0.9, nll=0.26)}}
+    assert target_checks(gp, "gp")[-1][2] is True
+    gp[0.125]["convcnp"] = scores(1.0, nll=0.32)
+    assert target_checks(gp, "gp")[-1][2] is False
+    assert target_checks({0.125: {"cubic": scores(1.0)}}, "gp") == []
+    assert "| no |" in target_table(target_checks(gp, "gp"))
+
+
+def test_variogram_and_coverage_tables(sweep) -> None:
+    table = variogram_table(sweep.variograms)
+    assert table.count("\n") == 2 + len(FRACTIONS) - 1
+    assert "| 0.125 | 6 |" in table
+    coverage = coverage_table(summary(sweep.scores))
+    assert coverage.splitlines()[0].startswith("| predictor (nominal 50 / 90 / 95 %) | 0.05 |")
+    assert {line.split(" |")[0] for line in coverage.splitlines()[2:]} == {
+        "| convcnp",
+        "| oracle",
+        "| kriging",
+    }
