@@ -286,7 +286,8 @@ def evaluate(
 def summary(scores: xr.DataArray) -> dict[float, dict[str, dict[str, dict[str, float]]]]:
     """{fraction: {predictor: {metric: {mean, ci95}}}} over images (:func:`npf.metrics.summarise`).
 
-    Metrics that do not apply to a predictor (NaN for every image) are left out.
+    Metrics that do not apply to a predictor (NaN for every image) are left out,
+    and so are images without held-out pixels (NaN for every metric).
     """
     result: dict[float, dict[str, dict[str, dict[str, float]]]] = {}
     metrics = [str(m) for m in scores["metric"].values]
@@ -298,7 +299,7 @@ def summary(scores: xr.DataArray) -> dict[float, dict[str, dict[str, dict[str, f
             per_image = [
                 {metrics[j]: float(row[j]) for j in applies}
                 for row in table
-                if np.isfinite(row[applies]).all()
+                if not np.isnan(row[applies]).all()
             ]
             result[float(fraction)][str(predictor)] = summarise(per_image)
     return result
