@@ -237,6 +237,8 @@ def evaluate(
     defaults to whether the data set records its true covariance (``gp``).
     ``focus_fraction`` must be one of ``fractions``.
     """
+    if isinstance(fractions, str) or not all(isinstance(f, int | float) for f in fractions):
+        raise TypeError(f"fractions must be a sequence of numbers, got {fractions!r}")
     if focus_fraction not in fractions:
         raise ValueError(f"focus_fraction {focus_fraction} is not among fractions {fractions}")
     if oracle is None:

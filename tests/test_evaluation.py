@@ -135,6 +135,8 @@ def test_slope_of_a_plane_and_errors_by_slope_class() -> None:
 def test_focus_fraction_must_be_swept(fields) -> None:
     with pytest.raises(ValueError, match="focus_fraction"):
         evaluate(None, fields, (0.1, 0.2), progress=False)
+    with pytest.raises(TypeError, match="sequence of numbers"):
+        evaluate(None, fields, "[0.125]", progress=False)
 
 
 def test_dem_like_data_get_slope_errors_in_metres() -> None:
