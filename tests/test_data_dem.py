@@ -13,7 +13,7 @@ from rasterio.transform import from_origin
 
 from npf.data import CorruptFileError, DatasetNotFoundError, load_splits
 from npf.data.__main__ import main
-from npf.data.dem import export_tiles, load, prepare, read_tiles, tfasr_dir
+from npf.data.dem import export_tiles, holdout, load, prepare, read_tiles, tfasr_dir
 from npf.data.tiling import (
     TileRules,
     check_split,
@@ -190,8 +190,11 @@ def test_exported_tiles_load_without_rasterio(
             tile.unlink()
     monkeypatch.setitem(sys.modules, "rasterio", None)  # any import of rasterio now fails
     splits = load_splits("tfasr", data_dir, val_fraction=0.25)
-    assert splits.sizes() == {"train": 30, "val": 10, "test": 4}
     pool, _ = load(data_dir)
+    # the validation set is drawn by spatial block, with overlapping training tiles left out
+    train, val = holdout(pool, 0.25, seed=0)
+    assert splits.sizes() == {"train": len(train), "val": len(val), "test": 4}
+    assert len(val) >= 10 and len(train) + len(val) <= len(pool) == 40
     np.testing.assert_array_equal(np.isnan(pool.values[:, 0].numpy()), np.isnan(from_tiffs[0]))
     np.testing.assert_allclose(pool.values[:, 0].numpy(), from_tiffs[0], atol=0.5)
 
