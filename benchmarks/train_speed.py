@@ -1,0 +1,431 @@
+"""Training speed of the report's GridConvCNP: images/s, ms/step, peak memory, s/epoch.
+
+Run by hand, never from the test suite (see benchmarks/README.md)::
+
+    .venv/bin/python benchmarks/train_speed.py                    # CPU, short
+    PYTHONPATH=. python benchmarks/train_speed.py --device cuda --out $OUT/x.json
+
+Every variant trains a freshly seeded model (the report's: 128 channels, 5
+residual blocks of 9 x 9 depthwise-separable convolutions, 4-layer decoder) with
+SGD on the same pre-sampled batches of synthetic smooth fields, so the rows of
+one shape and batch are measured side by side and their loss curves compare:
+``loss_dev`` is the largest relative deviation of a variant's per-step loss from
+the ``reference`` variant's (plain PyTorch: fp32, eager, ``F.conv2d`` depthwise
+with autograd's own backward). Seconds per epoch are derived from ms/step at
+the data sets' training sizes. Results are printed as a table and merged into
+one JSON file per card and date under ``benchmarks/results/``
+(``train-speed-<card>-<date>.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import datetime
+import gc
+import inspect
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from npf.acceleration import CudaGraphModel, serve_cpu_tensors_from_heap
+from npf.data import gp
+from npf.depthwise import TRITON_AVAILABLE, use_backend
+from npf.loss import gaussian_nll
+from npf.model import GridConvCNP
+from npf.scaling import ValueScaling
+from npf.tasks import ContextSampler
+
+RESULTS = Path(__file__).resolve().parent / "results"
+VAL_FRACTION = 0.1  # load_splits' default hold-out
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How a training step is run."""
+
+    backend: str  # npf.depthwise backend: "reference" or "fast"
+    precision: str = "fp32"  # "bf16": autocast of the model's forward
+    cuda_graph: bool = False  # npf.acceleration.CudaGraphModel
+    compile_mode: str | None = None  # model.compile(mode=...); "default" for mode=None
+    cpu_heap: bool = False  # npf.acceleration.serve_cpu_tensors_from_heap (CPU only)
+
+    def runs_on(self, kind: str) -> bool:
+        if kind == "cuda":
+            return not self.cpu_heap
+        return not (self.cuda_graph or self.compile_mode == "reduce-overhead")
+
+
+VARIANTS = {
+    "reference": Variant("reference"),
+    "fast": Variant("fast"),
+    "fast-heap": Variant("fast", cpu_heap=True),
+    "fast-bf16": Variant("fast", "bf16"),
+    "fast-graph": Variant("fast", cuda_graph=True),
+    "fast-bf16-graph": Variant("fast", "bf16", cuda_graph=True),
+    "fast-bf16-compile": Variant("fast", "bf16", compile_mode="default"),
+    "fast-bf16-compile-graph": Variant("fast", "bf16", compile_mode="reduce-overhead"),
+}
+DEFAULT_VARIANTS = {
+    "cpu": ["reference", "fast", "fast-heap"],
+    "cuda": ["reference", "fast", "fast-bf16", "fast-graph", "fast-bf16-graph"],
+}
+DEFAULT_BATCHES = {"cpu": [32], "cuda": [32, 128]}
+DEFAULT_STEPS = {"cpu": (1, 2), "cuda": (10, 50)}  # (warm-up, timed)
+
+
+def gp_train_size() -> int:
+    """Training images of ``gp`` with the loader's default pool and the 10 % hold-out."""
+    pool = inspect.signature(gp.load).parameters["n_train"].default
+    return pool - max(1, round(VAL_FRACTION * pool))
+
+
+#: data set -> (C, H, W) and training images: gp per its loader's default; the
+#: others are the sizes of the study (FashionMNIST 60,000 less 10 %; TfaSR as in
+#: the report; EuroSAT Industrial 2,500 of which 1,800 train after the test split).
+DATASETS = {
+    "gp": ((1, 32, 32), gp_train_size()),
+    "fashionmnist": ((1, 32, 32), 54_000),
+    "tfasr": ((1, 64, 64), 25_000),
+    "eurosat": ((3, 64, 64), 1_800),
+}
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or "cpu"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {torch.get_num_threads()} threads"
+
+
+def default_out(device: torch.device) -> Path:
+    if device.type == "cuda":
+        slug = "-".join(torch.cuda.get_device_name(device).lower().split())
+    else:
+        slug = f"cpu-{os.cpu_count()}core"
+    return RESULTS / f"train-speed-{slug}-{datetime.date.today().isoformat()}.json"
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    malloc_trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc: free memory to OS
+    if malloc_trim is not None:
+        malloc_trim(0)
+    try:  # Linux: "5" resets the peak resident set size (VmHWM) to the current one
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_memory_mib(device: torch.device) -> float | None:
+    """Peak GPU memory allocated by tensors, or on CPU the process's peak RSS."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    status = Path("/proc/self/status")
+    if not status.exists():
+        return None
+    for line in status.read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_batches(
+    shape: tuple[int, int, int], batch: int, count: int, device: torch.device, seed: int
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``count`` batches of smooth random fields with all pixels valid, and their contexts."""
+    generator = torch.Generator(device).manual_seed(seed)
+    sampler = ContextSampler()
+    batches = []
+    for _ in range(count):
+        noise = torch.randn(batch, *shape, generator=generator, device=device)
+        values = 3 * F.avg_pool2d(noise, 5, stride=1, padding=2)
+        valid = torch.ones(batch, 1, *shape[1:], dtype=torch.bool, device=device)
+        batches.append((values, valid, sampler(valid, generator)))
+    return batches
+
+
+def context_sampling_ms(shape: tuple[int, int, int], batch: int, repeats: int = 5) -> float:
+    """Time of the trainer's per-step context sampling on the CPU, for one batch."""
+    valid = torch.ones(batch, 1, *shape[1:], dtype=torch.bool)
+    generator = torch.Generator().manual_seed(0)
+    sampler = ContextSampler()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        sampler(valid, generator)
+    return (time.perf_counter() - start) / repeats * 1e3
+
+
+def run_variant(
+    name: str,
+    variant: Variant,
+    shape: tuple[int, int, int],
+    batch: int,
+    warmup: int,
+    steps: int,
+    device: torch.device,
+    seed: int,
+) -> tuple[dict, list[float]]:
+    """Train ``warmup + steps`` steps; return the row and the per-step losses."""
+    batches = make_batches(shape, batch, warmup + steps, device, seed)
+    torch.manual_seed(seed)
+    model = GridConvCNP(y_channels=shape[0]).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    scaling = ValueScaling()
+    forward = CudaGraphModel(model) if variant.cuda_graph else model
+    if variant.compile_mode is not None:
+        torch._dynamo.reset()  # a fresh model per row: keep the recompile limit out of the way
+        mode = None if variant.compile_mode == "default" else variant.compile_mode
+        model.compile(mode=mode)
+    autocast_dtype = torch.bfloat16 if variant.precision == "bf16" else None
+    mark_step = variant.compile_mode == "reduce-overhead"
+
+    def step(values: torch.Tensor, valid: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        if mark_step:
+            torch.compiler.cudagraph_mark_step_begin()
+        y, _ = scaling.to_model(values, context)
+        with torch.autocast(
+            device.type,
+            dtype=autocast_dtype or torch.float32,
+            enabled=autocast_dtype is not None,
+            cache_enabled=False,
+        ):
+            mean, std = forward(y, context)
+        loss, _ = gaussian_nll(mean.float(), std.float(), y, valid)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    reset_peak_memory(device)
+    with use_backend(variant.backend):
+        started = time.perf_counter()
+        losses = [step(*b) for b in batches[:warmup]]
+        synchronize(device)
+        warmup_s = time.perf_counter() - started
+        started = time.perf_counter()
+        losses += [step(*b) for b in batches[warmup:]]
+        synchronize(device)
+        elapsed = time.perf_counter() - started
+    ms = elapsed / steps * 1e3
+    row = {
+        "shape": "x".join(map(str, shape)),
+        "batch": batch,
+        "variant": name,
+        **asdict(variant),
+        "ms_per_step": ms,
+        "images_per_s": batch / (elapsed / steps),
+        "peak_mib": peak_memory_mib(device),
+        "warmup_s": warmup_s,
+        "steps": steps,
+        "epoch_s": {
+            data: math.ceil(n / batch) * ms / 1e3
+            for data, (data_shape, n) in DATASETS.items()
+            if data_shape == shape
+        },
+    }
+    return row, torch.stack(losses).tolist()
+
+
+def gp_epoch_seconds(device: torch.device) -> dict:
+    """One real epoch of the trainer on ``gp`` (report's settings, fast backend, fp32)."""
+    from npf.data import load_splits
+    from npf.training import TrainConfig, Trainer, build_model
+
+    splits = load_splits("gp")
+    config = TrainConfig(epochs=1, device=str(device))
+    with tempfile.TemporaryDirectory() as out_dir:
+        trainer = Trainer(build_model(splits.train.channels), splits, config, out_dir)
+        history = trainer.fit(resume=False, progress=False)
+    epoch = history.epochs[0]
+    return {"train_images": len(splits.train), "val_images": len(splits.val), **epoch}
+
+
+HEADER = (
+    f"{'shape':>8} {'batch':>5} {'variant':<24} {'ms/step':>9} {'img/s':>8} "
+    f"{'x ref':>6} {'peak MiB':>9} {'loss dev':>9}  s/epoch"
+)
+
+
+def format_row(row: dict, reference_ms: dict) -> str:
+    """One line of the table; ``x ref`` is the speed-up over the reference of its shape/batch."""
+    start = f"{row['shape']:>8} {row['batch']:>5} {row['variant']:<24}"
+    if "error" in row:
+        return f"{start} {row['error']}"
+    ref = reference_ms.get((row["shape"], row["batch"]))
+    speedup = f"{ref / row['ms_per_step']:.2f}" if ref else "-"
+    dev = row.get("loss_dev")
+    peak = row["peak_mib"]
+    epochs = ", ".join(f"{k} {v:.0f}" for k, v in row["epoch_s"].items())
+    return (
+        f"{start} {row['ms_per_step']:>9.1f} {row['images_per_s']:>8.1f} {speedup:>6} "
+        f"{'-' if peak is None else f'{peak:.0f}':>9} "
+        f"{'-' if dev is None else f'{dev:.1e}':>9}  {epochs}"
+    )
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    parts = tuple(int(p) for p in text.lower().split("x"))
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"shape must look like 1x32x32, got {text!r}")
+    return parts  # type: ignore[return-value]
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    parser.add_argument(
+        "--shapes", nargs="+", type=parse_shape, default=[(1, 32, 32), (1, 64, 64), (3, 64, 64)]
+    )
+    parser.add_argument("--batch-sizes", nargs="+", type=int, help="default: cpu 32; cuda 32 128")
+    parser.add_argument(
+        "--variants", nargs="+", choices=list(VARIANTS), help="default depends on the device"
+    )
+    parser.add_argument("--warmup", type=int, help="warm-up steps (default: cpu 1, cuda 10)")
+    parser.add_argument("--steps", type=int, help="timed steps (default: cpu 2, cuda 50)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    parser.add_argument("--gp-epoch", action="store_true", help="also time one real gp epoch")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--out", type=Path, help="JSON file (default: results/train-speed-<card>-<date>.json)"
+    )
+    args = parser.parse_args(argv)
+
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    )
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    kind = device.type
+    variants = args.variants or DEFAULT_VARIANTS.get(kind, DEFAULT_VARIANTS["cpu"])
+    variants = [v for v in variants if VARIANTS[v].runs_on(kind)]
+    batch_sizes = args.batch_sizes or DEFAULT_BATCHES.get(kind, DEFAULT_BATCHES["cpu"])
+    warmup, steps = DEFAULT_STEPS.get(kind, DEFAULT_STEPS["cpu"])
+    warmup = warmup if args.warmup is None else args.warmup
+    steps = steps if args.steps is None else args.steps
+    if steps < 1 or warmup < 0:
+        parser.error("need --steps >= 1 and --warmup >= 0")
+
+    print(f"device: {device_name(device)}; torch {torch.__version__}; triton: {TRITON_AVAILABLE}")
+    run = {
+        "date": datetime.date.today().isoformat(),
+        "commit": git_commit(),
+        "command": " ".join(["train_speed.py", *(sys.argv[1:] if argv is None else argv)]),
+        "threads": torch.get_num_threads(),
+        "warmup": warmup,
+        # PyTorch's defaults: cuDNN convolutions (the 1 x 1 ones too) may use TF32 in "fp32"
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+        "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+    }
+    # Variants that serve CPU tensors from the heap change the process for good: they run last.
+    plan = [
+        (shape, batch, name)
+        for heap in (False, True)
+        for shape in args.shapes
+        for batch in batch_sizes
+        for name in variants
+        if VARIANTS[name].cpu_heap == heap
+    ]
+    print(HEADER)
+    rows: list[dict] = []
+    reference_ms: dict[tuple[str, int], float] = {}
+    reference_losses: dict[tuple[str, int], list[float]] = {}
+    sampling_ms: dict[tuple[str, int], float] = {}
+    for shape, batch, name in plan:
+        key = ("x".join(map(str, shape)), batch)
+        if VARIANTS[name].cpu_heap and not run.get("cpu_heap"):
+            run = {**run, "cpu_heap": serve_cpu_tensors_from_heap()}
+            print(f"CPU tensors from the heap: {run['cpu_heap']}")
+        if key not in sampling_ms:
+            sampling_ms[key] = context_sampling_ms(shape, batch)
+        try:
+            row, losses = run_variant(
+                name, VARIANTS[name], shape, batch, warmup, steps, device, args.seed
+            )
+        except Exception as error:  # one failing variant must not end the run
+            row = {"shape": key[0], "batch": batch, "variant": name}
+            row["error"] = f"{type(error).__name__}: {error}"[:300]
+            losses = None
+        row["cpu_context_sampling_ms"] = sampling_ms[key]
+        row["run"] = run
+        if losses is not None and name == "reference":
+            reference_losses[key] = losses
+            reference_ms[key] = row["ms_per_step"]
+        if losses is not None and key in reference_losses:
+            row["loss_dev"] = max(
+                abs(a - b) / abs(b) for a, b in zip(losses, reference_losses[key], strict=True)
+            )
+        rows.append(row)
+        print(format_row(row, reference_ms), flush=True)
+        gc.collect()
+        if kind == "cuda":
+            torch.cuda.empty_cache()
+
+    print(f"\n{HEADER}\n{'-' * len(HEADER)}")
+    print("\n".join(format_row(row, reference_ms) for row in rows))
+    result = {
+        "device": device_name(device),
+        "device_type": kind,
+        "date": run["date"],
+        "torch": torch.__version__,
+        "triton": TRITON_AVAILABLE,
+        "datasets": {k: {"shape": list(s), "train_images": n} for k, (s, n) in DATASETS.items()},
+        "rows": rows,
+    }
+    if args.gp_epoch:
+        result["gp_epoch"] = {**gp_epoch_seconds(device), "run": run}
+        print(f"\none gp epoch with the trainer: {result['gp_epoch']['seconds']:.1f} s")
+
+    out = args.out or default_out(device)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():  # merge: rows of this run replace rows of the same shape/batch/variant
+        old = json.loads(out.read_text())
+        keys = {(r["shape"], r["batch"], r["variant"]) for r in rows}
+        kept = [
+            r for r in old.get("rows", []) if (r["shape"], r["batch"], r["variant"]) not in keys
+        ]
+        result["rows"] = kept + rows
+        result["gp_epoch"] = result.get("gp_epoch", old.get("gp_epoch"))
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
