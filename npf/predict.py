@@ -23,8 +23,6 @@ from npf.model import GridConvCNP
 from npf.scaling import ValueScaling
 from npf.tasks import ContextSampler
 
-PROBABILISTIC = ("convcnp", "oracle")
-
 
 def evaluation_contexts(
     dataset: GridDataset, fraction: float, seed: int, indices: Sequence[int] | None = None
@@ -135,7 +133,9 @@ def score_predictions(predictions: xr.Dataset) -> dict[str, dict[str, dict[str, 
     results = {}
     for method in predictions["predictor"].values:
         mean = predictions["mean"].sel(predictor=method).values
-        std = predictions["std"].sel(predictor=method).values if method in PROBABILISTIC else None
+        std = predictions["std"].sel(predictor=method).values
+        if not np.isfinite(std).any():  # a deterministic predictor
+            std = None
         per_image = [
             score(mean[i], None if std is None else std[i], truth[i], held_out[i])
             for i in range(len(truth))

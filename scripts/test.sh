@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# scipy's multi-threaded OpenBLAS can stall Delaunay triangulations on a loaded 2-core machine
+export OPENBLAS_NUM_THREADS=1
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/pytest --nbval-lax -p no:cacheprovider
