@@ -32,3 +32,13 @@ def test_holdout_rejects_bad_fraction() -> None:
     dataset = GridDataset("toy", torch.zeros(3, 1, 2, 2), torch.ones(3, 1, 2, 2, dtype=torch.bool))
     with pytest.raises(ValueError):
         holdout_split(dataset, 1.0, seed=0)
+
+
+def test_max_train_keeps_a_seeded_subset() -> None:
+    full = load_splits("gp", n_train=50, n_test=10, size=8)
+    small = load_splits("gp", n_train=50, n_test=10, size=8, max_train=12)
+    assert small.sizes() == {"train": 12, "val": 5, "test": 10}
+    assert "seeded subset of 45" in small.description
+    assert torch.equal(small.val.values, full.val.values)
+    rows = {tuple(v.flatten().tolist()) for v in full.train.values}
+    assert all(tuple(v.flatten().tolist()) in rows for v in small.train.values)

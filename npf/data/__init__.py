@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from npf import REPO_ROOT
 from npf.data.base import (
     CorruptFileError,
@@ -61,26 +63,37 @@ def load_splits(
     data_dir: str | Path | None = None,
     val_fraction: float = 0.1,
     seed: int = 0,
+    max_train: int | None = None,
     **options: Any,
 ) -> Splits:
-    """Load data set ``name`` and hold out ``val_fraction`` of its training pool."""
+    """Load data set ``name`` and hold out ``val_fraction`` of its training pool.
+
+    ``max_train`` keeps a seeded random subset of that many training rasters
+    (for quick CPU runs); validation and test sets are unchanged.
+    """
     check_name(name)
     root = Path(data_dir) if data_dir else default_data_dir()
     module = importlib.import_module(DATASETS[name])
     pool, test = module.load(root, seed=seed, **options)
     train, val = getattr(module, "holdout", holdout_split)(pool, val_fraction, seed)
+    n_train = len(train)
+    if max_train is not None and max_train < n_train:
+        keep = np.random.default_rng(seed).choice(n_train, max_train, replace=False)
+        train = train.subset(np.sort(keep))
     return Splits(
         train,
         val,
         test,
         seed,
         description=(
-            f"{len(train)} train / {len(val)} validation (seeded {val_fraction:.0%} hold-out, "
+            f"{len(train)} train"
+            + (f" (seeded subset of {n_train})" if len(train) < n_train else "")
+            + f" / {len(val)} validation (seeded {val_fraction:.0%} hold-out, "
             f"seed {seed}) / {len(test)} test"
             + (
-                f"; {len(pool) - len(train) - len(val)} training tiles overlapping validation "
+                f"; {len(pool) - n_train - len(val)} training tiles overlapping validation "
                 "tiles left out"
-                if len(train) + len(val) < len(pool)
+                if n_train + len(val) < len(pool)
                 else ""
             )
         ),
