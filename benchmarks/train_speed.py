@@ -73,6 +73,7 @@ VARIANTS = {
     "fast-bf16": Variant("fast", "bf16"),
     "fast-graph": Variant("fast", cuda_graph=True),
     "fast-bf16-graph": Variant("fast", "bf16", cuda_graph=True),
+    "fast-compile": Variant("fast", compile_mode="default"),
     "fast-bf16-compile": Variant("fast", "bf16", compile_mode="default"),
     "fast-bf16-compile-graph": Variant("fast", "bf16", compile_mode="reduce-overhead"),
 }
@@ -287,6 +288,11 @@ def format_row(row: dict, reference_ms: dict) -> str:
     )
 
 
+def row_key(row: dict) -> tuple:
+    """What a row measured: shape, batch, variant and CPU threads."""
+    return row["shape"], row["batch"], row["variant"], row["run"]["threads"]
+
+
 def parse_shape(text: str) -> tuple[int, int, int]:
     parts = tuple(int(p) for p in text.lower().split("x"))
     if len(parts) != 3:
@@ -384,6 +390,7 @@ def main(argv: list[str] | None = None) -> None:
             row["error"] = f"{type(error).__name__}: {error}"[:300]
             losses = None
         row["cpu_context_sampling_ms"] = sampling_ms[key]
+        row["load_average_1min"] = os.getloadavg()[0]  # others' work on a shared machine
         row["run"] = run
         if losses is not None and name == "reference":
             reference_losses[key] = losses
@@ -409,20 +416,22 @@ def main(argv: list[str] | None = None) -> None:
         "datasets": {k: {"shape": list(s), "train_images": n} for k, (s, n) in DATASETS.items()},
         "rows": rows,
     }
+    result["gp_epochs"] = []
     if args.gp_epoch:
-        result["gp_epoch"] = {**gp_epoch_seconds(device), "run": run}
-        print(f"\none gp epoch with the trainer: {result['gp_epoch']['seconds']:.1f} s")
+        epoch = {**gp_epoch_seconds(device), "run": run, "load_average_1min": os.getloadavg()[0]}
+        result["gp_epochs"].append(epoch)
+        print(f"\none gp epoch with the trainer: {epoch['seconds']:.1f} s")
 
     out = args.out or default_out(device)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists():  # merge: rows of this run replace rows of the same shape/batch/variant
+    if out.exists():  # merge: rows of this run replace rows of the same configuration
         old = json.loads(out.read_text())
-        keys = {(r["shape"], r["batch"], r["variant"]) for r in rows}
-        kept = [
-            r for r in old.get("rows", []) if (r["shape"], r["batch"], r["variant"]) not in keys
-        ]
-        result["rows"] = kept + rows
-        result["gp_epoch"] = result.get("gp_epoch", old.get("gp_epoch"))
+        keys = {row_key(r) for r in rows}
+        result["rows"] = [r for r in old.get("rows", []) if row_key(r) not in keys] + rows
+        threads = {e["run"]["threads"] for e in result["gp_epochs"]}
+        result["gp_epochs"] = [
+            e for e in old.get("gp_epochs", []) if e["run"]["threads"] not in threads
+        ] + result["gp_epochs"]
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
 
