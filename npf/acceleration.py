@@ -74,11 +74,12 @@ class _Call(nn.Module):
 class CudaGraphModel(nn.Module):
     """Wraps a model ``(y, context_mask) -> (mean, std)``; training calls replay CUDA graphs.
 
-    A training-mode call on CUDA with gradients enabled replays the graph captured
-    for its input shapes, dtypes and autocast dtype, capturing it on first sight
-    (a few extra forward/backward passes; batch-norm statistics are restored
-    afterwards, so capturing leaves the model as it was). Other calls (evaluation,
-    ``torch.no_grad``, CPU tensors) run the model eagerly. The outputs of a replay
+    A call on CUDA with gradients enabled and the wrapped model in training mode (its
+    own flag decides: switching either the wrapper or the model works) replays the
+    graph captured for its input shapes, dtypes and autocast dtype, capturing it on
+    first sight (a few extra forward/backward passes; batch-norm statistics are
+    restored afterwards, so capturing leaves the model as it was). Other calls
+    (evaluation, ``torch.no_grad``, CPU tensors) run the model eagerly. The outputs of a replay
     are overwritten by the next replay: compute the loss and call ``backward``
     before the next training call, as any training loop does.
 
@@ -94,7 +95,7 @@ class CudaGraphModel(nn.Module):
     def forward(
         self, y: torch.Tensor, context_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if not (self.training and torch.is_grad_enabled() and y.is_cuda):
+        if not (self.model.training and torch.is_grad_enabled() and y.is_cuda):
             return self.model(y, context_mask)
         autocast = torch.is_autocast_enabled("cuda")
         key = (
