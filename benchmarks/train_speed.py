@@ -28,7 +28,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +42,7 @@ from npf.data import gp
 from npf.depthwise import TRITON_AVAILABLE, use_backend
 from npf.loss import gaussian_nll
 from npf.model import GridConvCNP
+from npf.provenance import git_commit
 from npf.scaling import ValueScaling
 from npf.tasks import ContextSampler
 
@@ -298,20 +298,6 @@ def parse_shape(text: str) -> tuple[int, int, int]:
     if len(parts) != 3:
         raise argparse.ArgumentTypeError(f"shape must look like 1x32x32, got {text!r}")
     return parts  # type: ignore[return-value]
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).parent,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,7 +25,8 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
+    """Short hash of the checked-out commit, or None outside a git checkout."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -52,7 +53,7 @@ def environment(device: torch.device | str) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
-        "commit": _git_commit(),
+        "commit": git_commit(),
     }
 
 

@@ -175,7 +175,10 @@ class Trainer:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         y, _ = self.scaling.to_model(values, context)
         autocast = torch.autocast(
-            self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"
+            self.device.type,
+            dtype=torch.bfloat16,
+            enabled=self.config.precision == "bf16",
+            cache_enabled=False,  # required under CUDA graphs, harmless elsewhere
         )
         with autocast:
             mean, std = self.model(y, context)
