@@ -4,11 +4,14 @@
 #   .gpu/wheels/        papermill's wheels (../shared/gpu/papermill-wheels.sh .gpu/wheels)
 #   .gpu/data/          data sets in a form readable without rasterio
 #                       (python -m npf.data export tfasr; fashionmnist/ and eurosat/ as laid out)
-#   .gpu/runs/<name>/   the run's last.pt from the previous slice, if any (resume)
+#   .gpu/runs/<run>/    the run's last.pt from the previous slice, if any (resume);
+#                       <run> is $RUN_NAME, default the data set's name
 # The slice trains until SLICE_SECONDS (default 420) would be passed, evaluates the best
 # checkpoint, and copies the run's files to $OUT; copy them back into .gpu/runs/<name>/
 # before the next slice.
-# usage (on the GPU machine): bash scripts/gpu_slice.sh DATASET [papermill -p/-y options...]
+# (Do not pass -p out_dir: the slice sets it from RUN_NAME.)
+# usage (on the GPU machine): [RUN_NAME=name] bash scripts/gpu_slice.sh DATASET [papermill options]
+#   e.g. RUN_NAME=tfasr-adam bash scripts/gpu_slice.sh tfasr -p optimizer adam
 set -euo pipefail
 dataset=${1:?usage: gpu_slice.sh DATASET [papermill options]}
 shift
@@ -20,7 +23,7 @@ else
   export PYTHONPATH=$PWD
 fi
 export NPF_DATA_DIR=$PWD/.gpu/data PYTHONUNBUFFERED=1
-run=.gpu/runs/$dataset
+run=.gpu/runs/${RUN_NAME:-$dataset}
 mkdir -p "$run"
 python3 -m papermill notebooks/train.ipynb "$run/page.ipynb" -k python3 \
   -p dataset "$dataset" -p out_dir "$run" -p resume True \
