@@ -16,8 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from pykrige import variogram_models
-from pykrige.ok import OrdinaryKriging
 from scipy.linalg import cho_factor, cho_solve, cholesky, solve_triangular
 from scipy.optimize import least_squares
 from scipy.spatial.distance import cdist, pdist
@@ -63,11 +61,21 @@ def simple_kriging(
 
 
 #: Bounded variogram models of PyKrige, in its parametrisation (partial sill, range, nugget).
-VARIOGRAM_MODELS: dict[str, Callable[[list[float], np.ndarray], np.ndarray]] = {
-    "spherical": variogram_models.spherical_variogram_model,
-    "exponential": variogram_models.exponential_variogram_model,
-    "gaussian": variogram_models.gaussian_variogram_model,
-}
+VARIOGRAM_MODELS = ("spherical", "exponential", "gaussian")
+
+
+def variogram_function(model: str) -> Callable[[list[float], np.ndarray], np.ndarray]:
+    """PyKrige's semivariance function of ``model``.
+
+    PyKrige is imported here, not at module level, so that the oracle above (and
+    the training notebook, through :mod:`npf.predict`) runs where PyKrige is not
+    installed, e.g. on the GPU machine.
+    """
+    from pykrige import variogram_models
+
+    return getattr(variogram_models, f"{model}_variogram_model")
+
+
 #: Smallest nugget, relative to the largest binned semivariance, per model. The
 #: Gaussian model's covariance matrix is numerically singular without a nugget
 #: (near-zero fitted nuggets gave kriging weights that oscillate and a
@@ -154,7 +162,7 @@ class VariogramFit:
 
     def semivariance(self, distance: np.ndarray) -> np.ndarray:
         """gamma(d), zero at d = 0."""
-        gamma = VARIOGRAM_MODELS[self.model]([self.psill, self.range, self.nugget], distance)
+        gamma = variogram_function(self.model)([self.psill, self.range, self.nugget], distance)
         return np.where(distance > 0, gamma, 0.0)
 
     def covariance(self, distance: np.ndarray) -> np.ndarray:
@@ -190,7 +198,7 @@ def fit_variogram(
     weights = np.sqrt(empirical.pairs)
     fits = []
     for model in models:
-        function = VARIOGRAM_MODELS[model]
+        function = variogram_function(model)
         lower = np.array([1e-6 * top, empirical.lags[0], NUGGET_FLOOR[model] * top])
         upper = np.array([10 * top, 3 * empirical.max_lag, top])
 
@@ -250,6 +258,8 @@ def ordinary_kriging(
     if variogram is None:
         variogram = fit_variogram(empirical_variogram(observed, z))
     if n_closest is not None:
+        from pykrige.ok import OrdinaryKriging
+
         solver = OrdinaryKriging(
             observed[:, 1],
             observed[:, 0],

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -35,3 +38,12 @@ def test_evaluation_contexts_are_seeded(gp_test) -> None:
     _, b = evaluation_contexts(gp_test, 0.1, seed=5)
     _, c = evaluation_contexts(gp_test, 0.1, seed=6)
     assert (a == b).all() and not (a == c).all()
+
+
+def test_training_path_imports_without_optional_packages() -> None:
+    # The GPU machine has neither PyKrige nor rasterio: training and prediction must not need them.
+    code = (
+        "import sys; sys.modules['pykrige'] = None; sys.modules['rasterio'] = None\n"
+        "import npf.predict, npf.training, npf.plots, npf.report, npf.data.dem"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
