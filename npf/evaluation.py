@@ -27,7 +27,7 @@ from npf.data.base import GridDataset
 from npf.kriging import ordinary_kriging
 from npf.metrics import coverage, score, summarise
 from npf.model import GridConvCNP
-from npf.predict import predict
+from npf.predict import held_out_mask, is_probabilistic, predict
 
 #: Central-interval levels whose coverage is scored per image (95 % is in ``score``).
 EXTRA_COVERAGE_LEVELS = (0.5, 0.9)
@@ -81,17 +81,6 @@ def image_scores(
         for level in EXTRA_COVERAGE_LEVELS:
             result[f"coverage{round(100 * level)}"] = coverage(mean, std, truth, mask, level)
     return result
-
-
-def held_out_mask(predictions: xr.Dataset) -> np.ndarray:
-    """(image, channel, y, x) pixels to score: valid and not context."""
-    held_out = (predictions["valid"] & ~predictions["context"]).values[:, None]
-    return np.broadcast_to(held_out, predictions["truth"].shape)
-
-
-def is_probabilistic(predictions: xr.Dataset, predictor: str) -> bool:
-    """True when ``predictor`` gives a standard deviation (not all NaN)."""
-    return bool(np.isfinite(predictions["std"].sel(predictor=predictor).values).any())
 
 
 def score_images(predictions: xr.Dataset) -> xr.DataArray:

@@ -122,24 +122,33 @@ def predict(
     )
 
 
+def held_out_mask(predictions: xr.Dataset) -> np.ndarray:
+    """(image, channel, y, x) pixels to score: valid and not context."""
+    held_out = (predictions["valid"] & ~predictions["context"]).values[:, None]
+    return np.broadcast_to(held_out, predictions["truth"].shape)
+
+
+def is_probabilistic(predictions: xr.Dataset, predictor: str) -> bool:
+    """True when ``predictor`` gives a standard deviation (not all NaN)."""
+    return bool(np.isfinite(predictions["std"].sel(predictor=predictor).values).any())
+
+
 def score_predictions(predictions: xr.Dataset) -> dict[str, dict[str, dict[str, float]]]:
     """Per method, each metric's mean over images and its 95 % confidence half-width.
 
     Pixels scored: valid and not in the context, all channels.
     """
     truth = predictions["truth"].values
-    held_out = (predictions["valid"] & ~predictions["context"]).values[:, None]
-    held_out = np.broadcast_to(held_out, truth.shape)
+    held_out = held_out_mask(predictions)
     results = {}
-    for method in predictions["predictor"].values:
+    for method in map(str, predictions["predictor"].values):
         mean = predictions["mean"].sel(predictor=method).values
         std = predictions["std"].sel(predictor=method).values
-        if not np.isfinite(std).any():  # a deterministic predictor
-            std = None
+        probabilistic = is_probabilistic(predictions, method)
         per_image = [
-            score(mean[i], None if std is None else std[i], truth[i], held_out[i])
+            score(mean[i], std[i] if probabilistic else None, truth[i], held_out[i])
             for i in range(len(truth))
             if held_out[i].any()
         ]
-        results[str(method)] = summarise(per_image)
+        results[method] = summarise(per_image)
     return results
