@@ -71,6 +71,7 @@ VARIANTS = {
     "fast": Variant("fast"),
     "fast-heap": Variant("fast", cpu_heap=True),
     "fast-bf16": Variant("fast", "bf16"),
+    "fast-bf16-heap": Variant("fast", "bf16", cpu_heap=True),
     "fast-graph": Variant("fast", cuda_graph=True),
     "fast-bf16-graph": Variant("fast", "bf16", cuda_graph=True),
     "fast-compile": Variant("fast", compile_mode="default"),

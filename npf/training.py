@@ -7,10 +7,18 @@ lowest validation loss kept.
 
 Every epoch writes ``last.pt`` (everything needed to resume: weights,
 optimiser, scheduler, random state, history) and ``history.json`` atomically;
-an improved validation loss also writes ``best.pt``. A run started again with
-``resume=True`` continues after the last finished epoch and ends with the same
-weights as an uninterrupted run: each epoch's shuffling and context masks come
-from a generator seeded by ``(seed, epoch)``.
+an improved validation loss also writes ``best.pt``. ``last.pt`` is also
+written in the middle of an epoch every ``checkpoint_every_s`` seconds and when
+``time_limit_s`` runs out, so a killed run loses at most that much work. A run
+started again with ``resume=True`` continues at the step where ``last.pt`` was
+written and ends with the same weights as an uninterrupted run: each epoch's
+shuffling and context masks come from a generator seeded by ``(seed, epoch)``
+whose state is saved with the checkpoint.
+
+On the CPU the trainer serves large tensors from glibc's heap
+(:func:`npf.acceleration.serve_cpu_tensors_from_heap`): at 64 x 64 that made a
+training step about 3x faster on the project's 2-core machine
+(``benchmarks/train_speed.py``). ``cpu_heap=False`` switches it off.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import torch
 from tqdm.auto import tqdm
 
 from npf import REPO_ROOT
+from npf.acceleration import serve_cpu_tensors_from_heap
 from npf.data.base import GridDataset, Splits
 from npf.loss import gaussian_nll
 from npf.model import GridConvCNP
@@ -54,6 +63,8 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "fp32"
     grad_clip: float | None = None
+    cpu_heap: bool = True
+    checkpoint_every_s: float = 600.0
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -64,7 +75,13 @@ class TrainConfig:
             raise ValueError("epochs and batch_size must be positive")
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"lr_decay must lie in (0, 1], got {self.lr_decay}")
+        if not self.checkpoint_every_s > 0:
+            raise ValueError(f"checkpoint_every_s must be positive, got {self.checkpoint_every_s}")
         ContextSampler(self.min_context, self.max_context)  # validates the bounds
+
+
+#: settings that may differ between a run and its resumption (speed, not results)
+RESUMABLE_CHANGES = ("device", "precision", "cpu_heap", "checkpoint_every_s")
 
 
 @dataclass
@@ -119,14 +136,45 @@ def load_model(
 
 def _save_atomic(obj: Any, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise OSError(
+            f"could not write checkpoint {path}: {error}; free disk space or choose another "
+            "out_dir (the previous checkpoint is intact)"
+        ) from error
 
 
-def _write_json_atomic(obj: Any, path: Path) -> None:
+def strict_json(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by ``None`` (JSON has no NaN)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {key: strict_json(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [strict_json(value) for value in obj]
+    return obj
+
+
+def write_json_atomic(obj: Any, path: Path) -> None:
+    """Write strict JSON (non-finite numbers as ``null``) to ``path`` atomically."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
+    tmp.write_text(json.dumps(strict_json(obj), indent=2, allow_nan=False))
     os.replace(tmp, path)
+
+
+@dataclass
+class _EpochState:
+    """Where an epoch stands: steps done, running sums and the sampling generator."""
+
+    generator: torch.Generator
+    order: torch.Tensor
+    step: int = 0
+    total: float = 0.0
+    total_per_pixel: float = 0.0
+    seconds: float = 0.0
 
 
 class Trainer:
@@ -137,18 +185,32 @@ class Trainer:
         splits: train / validation data (test is not touched).
         config: hyper-parameters.
         out_dir: where ``last.pt``, ``best.pt`` and ``history.json`` go.
+        data_settings: what else defines the run's data (loader options,
+            ``max_train``, ``val_fraction``...); stored in checkpoints and compared
+            on resume.
     """
 
     def __init__(
-        self, model: GridConvCNP, splits: Splits, config: TrainConfig, out_dir: str | Path
+        self,
+        model: GridConvCNP,
+        splits: Splits,
+        config: TrainConfig,
+        out_dir: str | Path,
+        data_settings: dict[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.device = resolve_device(config.device)
         self.model = model.to(self.device)
         self.splits = splits
         self.scaling = splits.train.scaling
+        self.data_settings = dict(data_settings or {})
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.out_dir, os.W_OK):
+            raise PermissionError(f"out_dir {self.out_dir} is not writable; choose another")
+        self.cpu_heap = (
+            config.cpu_heap and self.device.type == "cpu" and serve_cpu_tensors_from_heap()
+        )
         self.sampler = ContextSampler(config.min_context, config.max_context)
         self.optimizer = self._make_optimizer()
         gamma = config.lr_decay ** (1 / max(config.epochs - 1, 1))
@@ -160,6 +222,18 @@ class Trainer:
         self.val_context = self.sampler(
             splits.val.valid, torch.Generator().manual_seed(config.seed + 10_000)
         ).to(self.device)
+        self.n_batches = math.ceil(len(self.train_values) / config.batch_size)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The speed settings in effect (for the run record)."""
+        return {
+            "device": str(self.device),
+            "threads": torch.get_num_threads(),
+            "precision": self.config.precision,
+            "cpu_heap": bool(self.cpu_heap),
+            "checkpoint_every_s": self.config.checkpoint_every_s,
+        }
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         params = self.model.parameters()
@@ -185,8 +259,24 @@ class Trainer:
         return gaussian_nll(mean.float(), std.float(), y, valid)
 
     # -- checkpoints -------------------------------------------------------
-    def _checkpoint(self, epoch: int) -> dict[str, Any]:
+    def _identity(self) -> dict[str, Any]:
+        """Everything that defines the run; a resumption must match it."""
+        train_config = {
+            key: value for key, value in asdict(self.config).items() if key not in RESUMABLE_CHANGES
+        }
         return {
+            "dataset": self.splits.train.name,
+            "n_train": len(self.train_values),
+            "n_val": len(self.val_values),
+            "model_config": model_kwargs(self.model),
+            "scaling": asdict(self.scaling),
+            "data_settings": self.data_settings,
+            "train_config": train_config,
+        }
+
+    def _checkpoint(self, epoch: int, state: _EpochState | None = None) -> dict[str, Any]:
+        """``epoch`` is the last finished epoch; ``state`` the one under way, if any."""
+        checkpoint = {
             "epoch": epoch,
             "model_config": model_kwargs(self.model),
             "model_state": self.model.state_dict(),
@@ -196,56 +286,105 @@ class Trainer:
             "train_config": asdict(self.config),
             "scaling": asdict(self.scaling),
             "dataset": self.splits.train.name,
+            "identity": self._identity(),
+            "in_epoch": None,
         }
+        if state is not None and state.step > 0:
+            checkpoint["in_epoch"] = {
+                "step": state.step,
+                "generator_state": state.generator.get_state(),
+                "total": state.total,
+                "total_per_pixel": state.total_per_pixel,
+                "seconds": state.seconds,
+            }
+        return checkpoint
 
-    def _restore(self) -> int:
-        """Load ``last.pt`` if present; return the first epoch still to run."""
+    def _check_identity(self, path: Path, saved: dict[str, Any] | None) -> None:
+        if saved is None:
+            raise ValueError(
+                f"cannot resume from {path}: it predates run identities; use another out_dir "
+                "or resume=False"
+            )
+        mismatches = _differences(saved, self._identity())
+        if mismatches:
+            key, old, new = mismatches[0]
+            raise ValueError(
+                f"cannot resume from {path}: it was trained with {key}={old!r}, this run asks "
+                f"for {new!r}; use another out_dir or resume=False"
+            )
+
+    def _restore(self) -> tuple[int, dict[str, Any] | None]:
+        """Load ``last.pt`` if present; return the epoch to run and its saved progress."""
         path = self.out_dir / "last.pt"
         if not path.exists():
-            return 1
-        checkpoint = torch.load(path, map_location=self.device, weights_only=False)
-        saved = checkpoint["train_config"]
-        for key in ("optimizer", "lr", "lr_decay", "epochs", "batch_size", "seed"):
-            if saved[key] != getattr(self.config, key):
-                raise ValueError(
-                    f"cannot resume from {path}: it was trained with {key}={saved[key]!r}, "
-                    f"this run asks for {getattr(self.config, key)!r}; use another out_dir "
-                    "or resume=False"
-                )
+            return 1, None
+        try:
+            checkpoint = torch.load(path, map_location=self.device, weights_only=False)
+        except Exception as error:  # torch raises RuntimeError, EOFError, pickle errors...
+            raise ValueError(
+                f"cannot resume: {path} is unreadable ({type(error).__name__}); delete it to "
+                "start afresh, or restore it from the repository"
+            ) from error
+        self._check_identity(path, checkpoint.get("identity"))
         self.model.load_state_dict(checkpoint["model_state"])
         self.optimizer.load_state_dict(checkpoint["optimizer_state"])
         self.scheduler.load_state_dict(checkpoint["scheduler_state"])
         self.history = History(checkpoint["history"]["epochs"])
-        return checkpoint["epoch"] + 1
+        return checkpoint["epoch"] + 1, checkpoint.get("in_epoch")
 
     # -- epochs --------------------------------------------------------------
-    def _train_epoch(self, epoch: int, progress: Callable[[], None]) -> tuple[float, float]:
-        self.model.train()
+    def _epoch_state(self, epoch: int, saved: dict[str, Any] | None) -> _EpochState:
         generator = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
         order = torch.randperm(len(self.train_values), generator=generator)
-        total = total_per_pixel = 0.0
-        n_batches = math.ceil(len(order) / self.config.batch_size)
-        for b in range(n_batches):
-            index = order[b * self.config.batch_size : (b + 1) * self.config.batch_size]
-            index = index.to(self.device)
+        state = _EpochState(generator, order)
+        if saved is not None:
+            generator.set_state(saved["generator_state"])
+            state.step = saved["step"]
+            state.total = saved["total"]
+            state.total_per_pixel = saved["total_per_pixel"]
+            state.seconds = saved["seconds"]
+        return state
+
+    def _train_steps(
+        self, epoch: int, state: _EpochState, deadline: float, progress: Callable[[int], None]
+    ) -> bool:
+        """Run the epoch's remaining steps; return False if stopped at ``deadline``."""
+        self.model.train()
+        size = self.config.batch_size
+        last_save = time.perf_counter()
+        while state.step < self.n_batches:
+            step_start = time.perf_counter()
+            index = state.order[state.step * size : (state.step + 1) * size].to(self.device)
             values, valid = self.train_values[index], self.train_valid[index]
-            context = self.sampler(valid.cpu(), generator).to(self.device)
+            context = self.sampler(valid.cpu(), state.generator).to(self.device)
             loss, per_pixel = self._loss(values, valid, context)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.config.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-            self.optimizer.step()
             value = loss.item()
             if not math.isfinite(value):
                 raise FloatingPointError(
-                    f"training diverged in epoch {epoch}, batch {b + 1} (loss {value}); "
-                    "lower the learning rate, set grad_clip or use optimizer='adam'"
+                    f"training diverged in epoch {epoch}, batch {state.step + 1} (loss {value}); "
+                    "lower the learning rate, set grad_clip or use optimizer='adam'; "
+                    f"{self.out_dir / 'last.pt'} keeps the last good state"
                 )
-            total += value
-            total_per_pixel += per_pixel.item()
-            progress()
-        return total / n_batches, total_per_pixel / n_batches
+            self.optimizer.step()
+            state.step += 1
+            state.total += value
+            state.total_per_pixel += per_pixel.item()
+            now = time.perf_counter()
+            state.seconds += now - step_start
+            progress(len(index))
+            out_of_time = now >= deadline
+            if state.step < self.n_batches and (
+                out_of_time or now - last_save >= self.config.checkpoint_every_s
+            ):
+                _save_atomic(self._checkpoint(epoch - 1, state), self.out_dir / "last.pt")
+                last_save = time.perf_counter()
+                if out_of_time:
+                    return False
+        return True
 
     @torch.no_grad()
     def validate(self) -> tuple[float, float]:
@@ -266,48 +405,81 @@ class Trainer:
     def fit(
         self, resume: bool = True, progress: bool = True, time_limit_s: float | None = None
     ) -> History:
-        """Train until ``config.epochs`` (or until another epoch would pass ``time_limit_s``).
+        """Train until ``config.epochs``, or until the first step past ``time_limit_s``.
 
-        Returns the history; ``best.pt`` holds the weights of the best epoch.
+        Returns the history; ``best.pt`` holds the weights of the best epoch and
+        ``last.pt`` the state to resume from.
         """
-        first = self._restore() if resume else 1
+        first, saved = self._restore() if resume else (1, None)
         started = time.perf_counter()
-        n_batches = math.ceil(len(self.train_values) / self.config.batch_size)
+        deadline = math.inf if time_limit_s is None else started + time_limit_s
         remaining = range(first, self.config.epochs + 1)
+        done = saved["step"] if saved else 0
         bar = tqdm(
-            total=len(remaining) * n_batches,
+            total=len(remaining) * len(self.train_values),
+            initial=min(done * self.config.batch_size, len(self.train_values)),
             desc=f"{self.splits.train.name} epochs {first}-{self.config.epochs}",
             disable=not progress or not remaining,
-            unit="batch",
+            unit="img",
+            unit_scale=False,
         )
-        best = min((e["val_loss"] for e in self.history.epochs), default=math.inf)
+        best = min(
+            (e["val_loss"] for e in self.history.epochs if _finite(e["val_loss"])),
+            default=math.inf,
+        )
         for epoch in remaining:
-            epoch_start = time.perf_counter()
+            state = self._epoch_state(epoch, saved if epoch == first else None)
             lr = self.optimizer.param_groups[0]["lr"]
-            train_loss, train_per_pixel = self._train_epoch(epoch, lambda: bar.update())
+            if not self._train_steps(epoch, state, deadline, bar.update):
+                break
+            validation_start = time.perf_counter()
             val_loss, val_per_pixel = self.validate()
+            if not (math.isfinite(val_loss) and math.isfinite(val_per_pixel)):
+                raise FloatingPointError(
+                    f"validation loss of epoch {epoch} is not finite ({val_loss}); the run "
+                    f"stops here and {self.out_dir / 'last.pt'} keeps epoch {epoch - 1}; "
+                    "lower the learning rate, set grad_clip or use optimizer='adam'"
+                )
             self.scheduler.step()
-            seconds = time.perf_counter() - epoch_start
+            seconds = state.seconds + time.perf_counter() - validation_start
             self.history.epochs.append(
                 {
                     "epoch": epoch,
-                    "train_loss": train_loss,
+                    "train_loss": state.total / self.n_batches,
                     "val_loss": val_loss,
-                    "train_nll_per_pixel": train_per_pixel,
+                    "train_nll_per_pixel": state.total_per_pixel / self.n_batches,
                     "val_nll_per_pixel": val_per_pixel,
                     "lr": lr,
                     "seconds": seconds,
                 }
             )
-            bar.set_postfix(train=f"{train_loss:.1f}", val=f"{val_loss:.1f}")
+            bar.set_postfix(train=f"{state.total / self.n_batches:.1f}", val=f"{val_loss:.1f}")
             checkpoint = self._checkpoint(epoch)
             if val_loss < best:
                 best = val_loss
                 _save_atomic({**checkpoint, "optimizer_state": None}, self.out_dir / "best.pt")
             _save_atomic(checkpoint, self.out_dir / "last.pt")
-            _write_json_atomic(self.history.to_json(), self.out_dir / "history.json")
-            elapsed = time.perf_counter() - started
-            if time_limit_s is not None and elapsed + seconds > time_limit_s:
+            write_json_atomic(self.history.to_json(), self.out_dir / "history.json")
+            if time.perf_counter() >= deadline:
                 break
         bar.close()
         return self.history
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _differences(
+    saved: dict[str, Any], current: dict[str, Any], prefix: str = ""
+) -> list[tuple[str, Any, Any]]:
+    """(key, saved value, current value) for every leaf that differs."""
+    found = []
+    for key in sorted(set(saved) | set(current)):
+        old, new = saved.get(key), current.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(old, dict) and isinstance(new, dict):
+            found += _differences(old, new, name + ".")
+        elif old != new:
+            found.append((name, old, new))
+    return found

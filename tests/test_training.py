@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from npf import training
 from npf.predict import predict, score_predictions
 from npf.training import TrainConfig, Trainer, build_model, load_model
 
@@ -33,13 +34,49 @@ def test_resumed_run_ends_with_same_weights(tiny_gp, tmp_path) -> None:
 
     interrupted = build_model(1, seed=1, **SMALL)
     Trainer(interrupted, tiny_gp, config, tmp_path / "split").fit(progress=False, time_limit_s=0)
-    history = json.loads((tmp_path / "split" / "history.json").read_text())
-    assert [e["epoch"] for e in history["epochs"]] == [1]  # stopped after one epoch
+    checkpoint = torch.load(tmp_path / "split" / "last.pt", weights_only=False)
+    assert (checkpoint["epoch"], checkpoint["in_epoch"]["step"]) == (0, 1)  # stopped mid-epoch
+    assert not (tmp_path / "split" / "history.json").exists()
     resumed = build_model(1, seed=99, **SMALL)  # fresh weights: all state comes from last.pt
     final = Trainer(resumed, tiny_gp, config, tmp_path / "split").fit(progress=False)
     assert [e["epoch"] for e in final.epochs] == [1, 2, 3]
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_run_killed_at_every_step_ends_like_an_uninterrupted_one(tiny_gp, tmp_path) -> None:
+    config = TrainConfig(epochs=2, batch_size=48, optimizer="adam", device="cpu")
+    straight = build_model(1, seed=2, **SMALL)
+    expected = Trainer(straight, tiny_gp, config, tmp_path / "straight").fit(progress=False)
+    n_steps = 2 * 3  # 144 training fields in batches of 48
+    for _ in range(n_steps):
+        model = build_model(1, seed=2, **SMALL)
+        history = Trainer(model, tiny_gp, config, tmp_path / "sliced").fit(
+            progress=False, time_limit_s=0
+        )
+    assert len(history.epochs) == 2
+    assert history.epochs[-1]["val_loss"] == expected.epochs[-1]["val_loss"]
+    for a, b in zip(straight.state_dict().values(), model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_mid_epoch_checkpoints_are_written_on_schedule(tiny_gp, tmp_path) -> None:
+    config = TrainConfig(epochs=1, batch_size=16, device="cpu", checkpoint_every_s=1e-9)
+    trainer = Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path)
+    saved_steps = []
+    save = training._save_atomic
+
+    def spy(obj, path):
+        saved_steps.append((obj["in_epoch"] or {}).get("step"))
+        save(obj, path)
+
+    training._save_atomic = spy
+    try:
+        trainer.fit(progress=False)
+    finally:
+        training._save_atomic = save
+    # 144 fields / 16 = 9 steps: a mid-epoch last.pt after steps 1-8, then best and last
+    assert saved_steps == [1, 2, 3, 4, 5, 6, 7, 8, None, None]
 
 
 def test_resume_refuses_other_settings(tiny_gp, tmp_path) -> None:
@@ -71,3 +108,51 @@ def test_divergence_stops_with_a_clear_error(tiny_gp, tmp_path) -> None:
     config = TrainConfig(epochs=1, batch_size=16, lr=1e6, device="cpu")
     with pytest.raises(FloatingPointError, match="diverged in epoch 1"):
         Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path).fit(progress=False)
+
+
+def test_resume_refuses_another_data_set_or_model(tiny_gp, tmp_path) -> None:
+    config = TrainConfig(epochs=1, batch_size=64, device="cpu")
+    Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path, {"max_train": None}).fit(
+        progress=False
+    )
+    wider = build_model(1, **(SMALL | {"hidden_channels": 32}))
+    with pytest.raises(ValueError, match="model_config.hidden_channels=16"):
+        Trainer(wider, tiny_gp, config, tmp_path, {"max_train": None}).fit(progress=False)
+    with pytest.raises(ValueError, match="data_settings.max_train=None"):
+        Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path, {"max_train": 64}).fit(
+            progress=False
+        )
+
+
+def test_speed_settings_may_change_on_resume(tiny_gp, tmp_path) -> None:
+    config = TrainConfig(epochs=2, batch_size=64, device="cpu")
+    Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path).fit(progress=False, time_limit_s=0)
+    faster = TrainConfig(epochs=2, batch_size=64, device="cpu", precision="bf16", cpu_heap=False)
+    history = Trainer(build_model(1, **SMALL), tiny_gp, faster, tmp_path).fit(progress=False)
+    assert len(history.epochs) == 2
+
+
+def test_truncated_checkpoint_is_named(tiny_gp, tmp_path) -> None:
+    config = TrainConfig(epochs=1, batch_size=64, device="cpu")
+    Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path).fit(progress=False)
+    last = tmp_path / "last.pt"
+    last.write_bytes(last.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="last.pt is unreadable"):
+        Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path).fit(progress=False)
+
+
+def test_nan_validation_never_becomes_best(tiny_gp, tmp_path, monkeypatch) -> None:
+    config = TrainConfig(epochs=2, batch_size=64, optimizer="adam", device="cpu")
+    trainer = Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path)
+    losses = iter([(5.0, 1.0), (float("nan"), float("nan"))])
+    monkeypatch.setattr(trainer, "validate", lambda: next(losses))
+    with pytest.raises(FloatingPointError, match="validation loss of epoch 2 is not finite"):
+        trainer.fit(progress=False)
+    assert torch.load(tmp_path / "best.pt", weights_only=False)["epoch"] == 1
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["epoch"] == 1
+    assert json.loads((tmp_path / "history.json").read_text())["best_epoch"] == 1
+
+
+def test_json_records_are_strict(tmp_path) -> None:
+    training.write_json_atomic({"rmse": float("inf"), "x": [1.0, float("nan")]}, tmp_path / "a")
+    assert json.loads((tmp_path / "a").read_text()) == {"rmse": None, "x": [1.0, None]}
