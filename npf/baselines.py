@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.interpolate import griddata
 
+from npf.context import check_context
+
 BASELINES = ("nearest", "linear", "cubic")
 
 
@@ -24,10 +26,13 @@ def interpolate(values: np.ndarray, context_mask: np.ndarray, method: str) -> np
     """Interpolate the context pixels of ``values`` (H, W) onto every pixel.
 
     With fewer than 3 context points (too few for a triangulation) ``linear``
-    and ``cubic`` fall back to nearest; with none the result is all NaN.
+    and ``cubic`` fall back to nearest; with none there is nothing to
+    interpolate and the result is all NaN. Context values must be finite
+    (:func:`~npf.context.check_context`).
     """
     if method not in BASELINES:
         raise ValueError(f"unknown interpolation {method!r}; valid methods: {BASELINES}")
+    check_context(values, context_mask)
     height, width = values.shape
     rows, cols = np.nonzero(context_mask)
     if rows.size == 0:

@@ -20,6 +20,7 @@ from scipy.linalg import cho_factor, cho_solve, cholesky, solve_triangular
 from scipy.optimize import least_squares
 from scipy.spatial.distance import cdist, pdist
 
+from npf.context import check_context
 from npf.kernels import covariance, get_kernel, grid_points
 
 
@@ -34,14 +35,15 @@ def simple_kriging(
     """Posterior predictive mean and std of noisy observations on every pixel.
 
     Args:
-        values: (H, W) field; only context pixels are read.
-        context_mask: bool (H, W).
+        values: (H, W) field; only context pixels are read, and must be finite.
+        context_mask: bool (H, W); without context the result is the prior.
         kernel, length_scale, variance: the true zero-mean covariance.
         noise_std: std of the white observation noise (on context and targets).
 
     Returns:
         mean and std, each (H, W).
     """
+    check_context(values, context_mask)
     height, width = values.shape
     points = grid_points(height, width)
     flat_mask = context_mask.ravel()
@@ -109,8 +111,14 @@ def empirical_variogram(
     """Bin half squared differences of all pairs up to half the largest distance.
 
     At most ``max_points`` points (a seeded random subset) enter, which caps the
-    cost at ``max_points**2 / 2`` pairs; empty bins are dropped.
+    cost at ``max_points**2 / 2`` pairs; empty bins are dropped. ``values`` must
+    be finite.
     """
+    if not np.isfinite(values).all():
+        raise ValueError(
+            f"{int((~np.isfinite(values)).sum())} of {len(values)} values are NaN or infinite; "
+            "a variogram needs finite values (leave missing data out)"
+        )
     if len(points) > max_points:
         keep = np.random.default_rng(seed).choice(len(points), max_points, replace=False)
         points, values = points[keep], values[keep]
@@ -247,7 +255,9 @@ def ordinary_kriging(
 
     The kriging variance includes the nugget: it is the variance of a new
     observation at the pixel. Returns mean, std (each (H, W)) and the variogram.
+    Context values must be finite (:func:`~npf.context.check_context`).
     """
+    check_context(values, context_mask)
     height, width = values.shape
     points = grid_points(height, width)
     flat_mask = context_mask.ravel()

@@ -3,7 +3,9 @@
 Data flow: a :class:`~npf.data.GridDataset` and a context fraction give seeded
 tasks; ConvCNP, the griddata baselines and (on ``gp``) the exact GP posterior
 predict every pixel; :func:`score_predictions` scores them on the held-out
-valid pixels.
+valid pixels. Both refuse, with a ``ValueError`` naming the images, inputs that
+would give numbers that only look real: an image without context, no held-out
+pixel to score, or a context pixel holding NaN.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from npf.baselines import BASELINES, interpolate
+from npf.context import check_context, list_indices
 from npf.data.base import GridDataset
 from npf.kriging import simple_kriging
 from npf.metrics import score, summarise
@@ -43,7 +46,19 @@ def convcnp_predict(
     batch_size: int = 64,
     device: str | torch.device = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """ConvCNP mean and std in physical units for rasters (N, C, H, W)."""
+    """ConvCNP mean and std in physical units for rasters (N, C, H, W).
+
+    ``context`` is a bool (N, 1, H, W) mask selecting finite values only
+    (:func:`~npf.context.check_context`); every image needs a context pixel,
+    since without one the model would return the data set's typical value as if
+    it were a prediction.
+    """
+    check_context(values.detach().cpu(), context.cpu())
+    if (empty := ~context.flatten(1).any(1)).any():
+        batch = list_indices(torch.nonzero(empty).ravel().tolist())
+        raise ValueError(
+            f"images {batch} of the batch have no context pixel: nothing to predict from"
+        )
     model.eval()
     means, stds = [], []
     for start in range(0, len(values), batch_size):
@@ -73,9 +88,24 @@ def predict(
 
     Returns a Dataset with ``truth`` (image, channel, y, x), ``valid`` and
     ``context`` (image, y, x), and ``mean`` / ``std`` (predictor, image,
-    channel, y, x); ``std`` is NaN for the deterministic baselines.
+    channel, y, x); ``std`` is NaN for the deterministic baselines. Raises
+    ``ValueError`` if an image gets no context pixel (no valid pixel, or a
+    ``fraction`` too small) or no image keeps a held-out pixel (``fraction`` 1).
     """
     chosen, context = evaluation_contexts(dataset, fraction, seed, indices)
+    valid = dataset.valid[torch.as_tensor(chosen)]
+    if (empty := ~context.flatten(1).any(1)).any():
+        counts = valid.flatten(1).sum(1)[empty].tolist()
+        raise ValueError(
+            f"images {list_indices(chosen[empty.numpy()])} get no context pixel at context "
+            f"fraction {fraction:g} (their valid pixels: {counts[:10]}): raise the fraction or "
+            "leave them out (indices=...)"
+        )
+    if not (valid & ~context).any():
+        raise ValueError(
+            f"context fraction {fraction:g} leaves no held-out pixel (valid and not context) in "
+            f"any of the {len(chosen)} images: nothing to predict or score; use a fraction below 1"
+        )
     values = dataset.values[torch.as_tensor(chosen)]
     n, channels, height, width = values.shape
     methods = (["convcnp"] if model is not None else []) + list(baselines)
@@ -107,7 +137,7 @@ def predict(
     return xr.Dataset(
         {
             "truth": (dims, values_np),
-            "valid": (("image", "y", "x"), dataset.valid[torch.as_tensor(chosen), 0].numpy()),
+            "valid": (("image", "y", "x"), valid[:, 0].numpy()),
             "context": (("image", "y", "x"), context_np),
             "mean": (("predictor", *dims), mean),
             "std": (("predictor", *dims), std),
@@ -136,10 +166,16 @@ def is_probabilistic(predictions: xr.Dataset, predictor: str) -> bool:
 def score_predictions(predictions: xr.Dataset) -> dict[str, dict[str, dict[str, float]]]:
     """Per method, each metric's mean over images and its 95 % confidence half-width.
 
-    Pixels scored: valid and not in the context, all channels.
+    Pixels scored: valid and not in the context, all channels; images without
+    one are left out, and ``ValueError`` is raised if no image has one.
     """
     truth = predictions["truth"].values
     held_out = held_out_mask(predictions)
+    if not held_out.any():
+        raise ValueError(
+            "no held-out pixel (valid and not context) in any image: nothing to score; "
+            "predict with a context fraction below 1"
+        )
     results = {}
     for method in map(str, predictions["predictor"].values):
         mean = predictions["mean"].sel(predictor=method).values

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from npf.data.dem import export_tiles, holdout, load, prepare, read_tiles, tfasr
 from npf.data.tiling import (
     TileRules,
     check_split,
+    decode,
     ground_pixel_size,
     metres_per_degree,
     scene_footprint,
@@ -247,3 +249,60 @@ def test_cli_prepare_and_errors(
     assert "atlantis" in capsys.readouterr().err
     assert main(["prepare", "tfasr", "--download", "--data-dir", str(data_dir)]) == 1
     assert "10.6084/m9.figshare.19597201" in capsys.readouterr().err
+
+
+def test_decode_treats_out_of_range_elevations_as_invalid() -> None:
+    band = np.ma.masked_array([-32768, -32767, -501, -500, 0, 8_848, 9_000, 9_001, 7], dtype=float)
+    band[-1] = np.ma.masked
+    elevation, valid = decode(band)
+    np.testing.assert_array_equal(valid, [0, 0, 0, 1, 1, 1, 1, 0, 0])
+    assert np.isnan(elevation[~valid]).all()
+
+
+@pytest.mark.parametrize("void", [-32768, -32767])
+def test_srtm_voids_without_nodata_tag_are_invalid(tmp_path: Path, void: int) -> None:
+    source = tmp_path / "scenes"
+    source.mkdir()
+    with_voids = terrain(32, 48, seed=5)
+    with_voids[0:16, 0:16] = void  # one whole window of voids
+    with_voids[20, 20] = void  # one void pixel in a kept window
+    write_scene(source / "voids.tif", with_voids, nodata=None)
+    write_scene(source / "far.tif", terrain(32, 32, seed=6), origin=(900_000.0, 5_900_000.0))
+    prepare(source, tmp_path / "data", test_scenes=["far"], train_stride=16, rules=SMALL)
+    pool, _ = load(tmp_path / "data")
+    assert len(pool) == 2 * 3 - 1 and int(pool.valid.sum()) == 5 * 256 - 1
+    assert float(np.nanmin(pool.values)) > 0
+    clean = np.nanstd(terrain(32, 48, seed=5).astype(float)[16:, :16])
+    assert pool.scaling.scale < 2 * clean  # voids would make it thousands of metres
+
+
+def test_scenes_without_usable_georeference_are_skipped_and_listed(
+    scenes: Path, tmp_path: Path
+) -> None:
+    write_scene(scenes / "no_crs.tif", terrain(32, 32, seed=7), crs=None)
+    local = 'LOCAL_CS["site grid",UNIT["metre",1],AXIS["x",EAST],AXIS["y",NORTH]]'
+    write_scene(scenes / "site_grid.tif", terrain(32, 32, seed=7), crs=local)
+    degrees = {"crs": "EPSG:32632", "origin": (8.0, 47.0), "res": 1 / 1200}
+    write_scene(scenes / "degrees_as_utm.tif", terrain(32, 32, seed=8), **degrees)
+    text = prepare_small(scenes, tmp_path / "data")
+    assert "no_crs.tif: no CRS" in text
+    assert "site_grid.tif: CRS " in text and "neither geographic nor projected" in text
+    assert re.search(r"degrees_as_utm.tif: pixels of 0.00083\d x 0.00083\d m.* contradicts", text)
+    record = json.loads((tfasr_dir(tmp_path / "data") / "tiling.json").read_text())
+    assert record["tiles"] == {"train": 40, "test": 4}  # as without the two scenes
+    root = tfasr_dir(tmp_path / "data")
+    (root / "tiles.npz").unlink()
+    write_scene(root / "train" / "zz_degrees.tif", terrain(16, 16, seed=9), **degrees)
+    with pytest.raises(
+        CorruptFileError, match=r"zz_degrees.tif: pixels of 0.00083\d x 0.00083\d m"
+    ):
+        load(tmp_path / "data")
+
+
+def test_truncated_export_names_file_and_remedy(scenes: Path, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    prepare_small(scenes, data_dir)
+    export = tfasr_dir(data_dir) / "tiles.npz"
+    export.write_bytes(export.read_bytes()[: export.stat().st_size // 2])
+    with pytest.raises(CorruptFileError, match=r"tiles.npz: cannot read .* export tfasr"):
+        load(data_dir)

@@ -73,3 +73,41 @@ def test_missing_and_unknown_class(source: Path, tmp_path: Path) -> None:
     assert str(tmp_path / "eurosat" / "2750" / "Industrial") in str(error.value)
     with pytest.raises(ValueError, match="valid: AnnualCrop, Forest"):
         load(tmp_path, eurosat_class="Airport")
+
+
+def test_prepared_class_is_never_replaced_by_fewer_images(
+    source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = tmp_path / "data"
+    argv = ["prepare", "eurosat", "--data-dir", str(data_dir), "--source"]
+    assert main([*argv, str(source)]) == 0
+    prepared = data_dir / "eurosat" / "2750" / "Industrial"
+    empty, misnamed = tmp_path / "empty" / "Industrial", tmp_path / "misnamed" / "Industrial"
+    empty.mkdir(parents=True)
+    misnamed.mkdir(parents=True)
+    (misnamed / "img_1.jpg").write_bytes(b"")
+    assert main([*argv, str(empty.parent)]) == 1
+    assert f"no Industrial_<n>.jpg images in {empty}" in capsys.readouterr().err
+    assert main([*argv, str(misnamed.parent)]) == 1
+    assert "img_1.jpg (not a file named Industrial_<n>.jpg)" in capsys.readouterr().err
+    fewer = tmp_path / "fewer"
+    write_class(fewer / "Industrial", "Industrial", 5)
+    assert main([*argv, str(fewer)]) == 1
+    assert "5 images, fewer than the 12 already prepared" in capsys.readouterr().err
+    assert len(list(prepared.glob("*.jpg"))) == 12
+    assert main([*argv, str(fewer), "--force"]) == 0
+    assert len(list(prepared.glob("*.jpg"))) == 5
+
+
+def test_jpeg_suffixes_in_any_case_and_skipped_files_are_named(tmp_path: Path) -> None:
+    folder = tmp_path / "source" / "Industrial"
+    write_class(folder, "Industrial", 4)
+    (folder / "Industrial_1.jpg").rename(folder / "Industrial_1.JPG")
+    (folder / "Industrial_2.jpg").rename(folder / "Industrial_2.jpeg")
+    (folder / "Industrial_3.JPEG").write_bytes((folder / "Industrial_3.jpg").read_bytes())
+    (folder / "notes.txt").write_text("not an image")
+    text = prepare(folder.parent, tmp_path / "data")
+    assert "4 Industrial images" in text and "2 files skipped" in text
+    assert "number 3 already taken" in text and "notes.txt (not a file named" in text
+    pool, test = load(tmp_path / "data", n_test=1)
+    assert len(pool) + len(test) == 4

@@ -81,3 +81,10 @@ def test_prepare_rejects_archives_with_wrong_md5(data_dir: Path, tmp_path: Path)
     with pytest.raises(CorruptFileError, match="train-images-idx3-ubyte.gz: MD5 .* published"):
         prepare(data_dir / "fashionmnist", tmp_path / "prepared")
     assert not list((tmp_path / "prepared").rglob("*.gz"))
+
+
+def test_official_shape_with_other_content_is_refused_at_load(data_dir: Path) -> None:
+    # 10,000 labels is the shape of the official test labels, but these are not them
+    write_idx(data_dir / "fashionmnist" / FILES["test_labels"][0], np.arange(10_000) % 10)
+    with pytest.raises(CorruptFileError, match=r"t10k-labels-idx1-ubyte.gz: has the official"):
+        load(data_dir)

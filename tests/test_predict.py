@@ -47,3 +47,21 @@ def test_training_path_imports_without_optional_packages() -> None:
         "import npf.predict, npf.training, npf.plots, npf.report, npf.data.dem"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_image_without_context_is_refused_by_name(gp_test) -> None:
+    dataset = gp_test.subset(range(6))
+    dataset.valid[3] = False  # an image with no valid pixel gets no context
+    with pytest.raises(ValueError, match=r"images \[3\] get no context pixel .* \[0\]"):
+        predict(None, dataset, fraction=0.25, progress=False)
+    with pytest.raises(ValueError, match=r"images \[0, 1, 2, 3, 4, 5\] get no context pixel"):
+        predict(None, gp_test.subset(range(6)), fraction=0.001, progress=False)
+
+
+def test_nothing_held_out_is_refused_before_predicting_or_scoring(gp_test) -> None:
+    with pytest.raises(ValueError, match="context fraction 1 leaves no held-out pixel"):
+        predict(None, gp_test, fraction=1.0, progress=False)
+    predictions = predict(None, gp_test, fraction=0.25, baselines=("nearest",), progress=False)
+    predictions["context"] = predictions["valid"]
+    with pytest.raises(ValueError, match="no held-out pixel .* nothing to score"):
+        score_predictions(predictions)

@@ -29,6 +29,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--download", action="store_true", help="fetch through torchvision (fashionmnist, eurosat)"
     )
     prepare.add_argument("--data-dir", type=Path, help="default: $NPF_DATA_DIR or repo data/")
+    prepare.add_argument(
+        "--force", action="store_true", help="eurosat: replace a class with fewer images"
+    )
     tiling = prepare.add_argument_group("tfasr tiling")
     tiling.add_argument("--test-scenes", help="comma-separated scene names (file stems)")
     tiling.add_argument("--train-stride", type=int, default=32)
@@ -49,6 +52,8 @@ def prepare(args: argparse.Namespace, data_dir: Path) -> str:
     module = importlib.import_module(DATASETS[args.name])
     if not hasattr(module, "prepare"):
         return f"{args.name}: nothing to prepare (generated on the fly)"
+    if args.name == "eurosat":
+        return module.prepare(args.source, data_dir, download=args.download, force=args.force)
     if args.name != "tfasr":
         return module.prepare(args.source, data_dir, download=args.download)
     from npf.data.tiling import TileRules

@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -95,7 +97,7 @@ def read_tiles(root: Path, split: str) -> Tiles:
     from rasterio.errors import RasterioError
     from tqdm.auto import tqdm
 
-    from npf.data.tiling import decode, ground_pixel_size
+    from npf.data.tiling import crs_problem, decode, ground_pixel_size, implausible_pixels
 
     paths = tile_paths(root, split)
     if not paths:
@@ -110,9 +112,11 @@ def read_tiles(root: Path, split: str) -> Tiles:
                 crs_of.append(tile.crs)
                 transforms.append(tile.transform)
         except (RasterioError, OSError) as error:
-            raise CorruptFileError(f"{path}: cannot read GeoTIFF tile ({error})") from error
-        if crs_of[-1] is None:
-            raise CorruptFileError(f"{path}: tile has no CRS (georeference needed)")
+            raise CorruptFileError(
+                f"{path}: cannot read GeoTIFF tile ({error}); {prepare_hint()}"
+            ) from error
+        if problem := crs_problem(crs_of[-1]):
+            raise CorruptFileError(f"{path}: {problem}; {prepare_hint()}")
         if elevation and band.shape != elevation[0].shape:
             raise CorruptFileError(
                 f"{path}: tile is {band.shape}, the first tile {paths[0].name} is "
@@ -135,6 +139,13 @@ def read_tiles(root: Path, split: str) -> Tiles:
             np.full(len(rows), height // 2),
             np.full(len(rows), width // 2),
         )
+        if (bad := implausible_pixels(sizes)).any():
+            first = rows[np.argmax(bad)]
+            raise CorruptFileError(
+                f"{paths[first]}: pixels of {sizes['pixel_width_m'][bad][0]:.3g} x "
+                f"{sizes['pixel_height_m'][bad][0]:.3g} m on the ground: its CRS contradicts its "
+                f"transform; {prepare_hint()}"
+            )
         for key, value in sizes.items():
             ground[key][rows] = value
     arrays = {
@@ -150,9 +161,10 @@ def read_tiles(root: Path, split: str) -> Tiles:
 def export_tiles(root: Path) -> Path:
     """Write ``root/tiles.npz``: both splits decoded, elevation rounded to int16 metres.
 
-    int16 is exact for the integer SRTM scenes and within 0.5 m for float scenes;
-    invalid pixels hold 0 and are false in ``<split>_valid``. Written through a
-    temporary file, so an interrupted export leaves no broken file.
+    int16 is exact for the integer SRTM scenes and within 0.5 m for float scenes
+    (valid elevations lie in ``tiling.ELEVATION_RANGE_M``); invalid pixels hold 0
+    and are false in ``<split>_valid``. Written through a temporary file, so an
+    interrupted export leaves no broken file.
     """
     arrays: dict[str, np.ndarray] = {}
     rounding = 0.0
@@ -161,8 +173,6 @@ def export_tiles(root: Path) -> Path:
         valid = np.isfinite(elevation)
         values = np.where(valid, elevation, 0.0)
         rounded = np.rint(values)
-        if np.abs(rounded).max(initial=0) > np.iinfo(np.int16).max:
-            raise ValueError(f"{split}: elevations beyond +-32767 m cannot be stored as int16")
         rounding = max(rounding, float(np.abs(rounded - values).max(initial=0)))
         arrays[f"{split}_elevation"] = rounded.astype(np.int16)
         arrays[f"{split}_valid"] = valid
@@ -181,13 +191,19 @@ def read_export(path: Path) -> dict[str, Tiles]:
     try:
         with np.load(path, allow_pickle=False) as stored:
             arrays = {key: stored[key] for key in stored.files}
-    except (OSError, ValueError, EOFError) as error:
-        raise CorruptFileError(f"{path}: cannot read exported tiles ({error})") from error
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise CorruptFileError(
+            f"{path}: cannot read exported tiles ({error}); rewrite it with: python -m npf.data "
+            "export tfasr (or prepare tfasr again)"
+        ) from error
     splits = {}
     for split in SPLITS:
         needed = [f"{split}_elevation", f"{split}_valid"] + [f"{split}_{k}" for k in META_KEYS]
         if missing := [key for key in needed if key not in arrays]:
-            raise CorruptFileError(f"{path}: missing arrays {', '.join(missing)}")
+            raise CorruptFileError(
+                f"{path}: missing arrays {', '.join(missing)}; rewrite it with: "
+                "python -m npf.data export tfasr"
+            )
         valid = arrays[f"{split}_valid"]
         elevation = np.where(valid, arrays[f"{split}_elevation"].astype(np.float32), np.nan)
         splits[split] = (elevation, {key: arrays[f"{split}_{key}"] for key in META_KEYS})

@@ -2,7 +2,7 @@
 
 Layout (that of the official ``EuroSAT.zip``)::
 
-    <data_dir>/eurosat/2750/<Class>/<Class>_<n>.jpg
+    <data_dir>/eurosat/2750/<Class>/<Class>_<n>.jpg   (also .jpeg, any letter case)
 
 Values are RGB intensities in [0, 1]. The report's class is ``Industrial``;
 ``eurosat_class`` picks another. EuroSAT has no official split and Industrial
@@ -40,21 +40,37 @@ CLASSES = (
 )
 DEFAULT_CLASS = "Industrial"
 IMAGE_SHAPE = (64, 64)
+PREPARE_HINT = (
+    "prepare it with: python -m npf.data prepare eurosat --source <folder holding 2750/ or the "
+    "class folders> (or --download)"
+)
 
 
 def class_dir(data_dir: Path, eurosat_class: str) -> Path:
     return Path(data_dir) / DIRNAME / ROOT / eurosat_class
 
 
-def image_paths(folder: Path, eurosat_class: str) -> list[Path]:
-    """``<Class>_<n>.jpg`` files in ``folder``, in the order of ``n``."""
-    pattern = re.compile(rf"{re.escape(eurosat_class)}_(\d+)\.jpg")
-    numbered = [
-        (int(match.group(1)), path)
-        for path in folder.iterdir()
-        if (match := pattern.fullmatch(path.name))
-    ]
-    return [path for _, path in sorted(numbered)]
+def scan_class(folder: Path, eurosat_class: str) -> tuple[list[Path], dict[str, str]]:
+    """``<Class>_<n>.jpg`` (or ``.jpeg``, any case) files in ``folder`` in the order of ``n``,
+    and the name of every other file with why it was skipped."""
+    pattern = re.compile(rf"{re.escape(eurosat_class)}_(\d+)\.(?i:jpe?g)")
+    numbered: dict[int, Path] = {}
+    skipped = {}
+    for path in sorted(folder.iterdir()):
+        if not (match := pattern.fullmatch(path.name)) or not path.is_file():
+            skipped[path.name] = f"not a file named {eurosat_class}_<n>.jpg"
+        elif (n := int(match.group(1))) in numbered:
+            skipped[path.name] = f"number {n} already taken by {numbered[n].name}"
+        else:
+            numbered[n] = path
+    return [numbered[n] for n in sorted(numbered)], skipped
+
+
+def describe_skipped(skipped: dict[str, str], limit: int = 5) -> str:
+    """One line naming the first ``limit`` skipped files and why."""
+    listed = "; ".join(f"{name} ({reason})" for name, reason in list(skipped.items())[:limit])
+    more = f"; and {len(skipped) - limit} more" if len(skipped) > limit else ""
+    return f"{len(skipped)} file{'s' * (len(skipped) != 1)} skipped: {listed}{more}"
 
 
 def read_jpg(path: Path) -> np.ndarray:
@@ -77,13 +93,13 @@ def read_class(data_dir: Path, eurosat_class: str) -> tuple[np.ndarray, list[Pat
     if eurosat_class not in CLASSES:
         raise ValueError(f"unknown EuroSAT class {eurosat_class!r}; valid: {', '.join(CLASSES)}")
     folder = class_dir(data_dir, eurosat_class)
-    paths = image_paths(folder, eurosat_class) if folder.is_dir() else []
+    paths = scan_class(folder, eurosat_class)[0] if folder.is_dir() else []
     if not paths:
-        raise DatasetNotFoundError(
-            f"no {eurosat_class}_<n>.jpg in {folder}; prepare it with: python -m npf.data "
-            "prepare eurosat --source <folder holding 2750/ or the class folders> (or --download)"
-        )
-    return np.stack([read_jpg(path) for path in paths]), paths
+        raise DatasetNotFoundError(f"no {eurosat_class}_<n>.jpg in {folder}; {PREPARE_HINT}")
+    try:
+        return np.stack([read_jpg(path) for path in paths]), paths
+    except CorruptFileError as error:
+        raise CorruptFileError(f"{error}; {PREPARE_HINT}") from error
 
 
 def pick_test_indices(n: int, n_test: int, split_seed: int) -> np.ndarray:
@@ -128,11 +144,36 @@ def find_class_folders(source: Path) -> list[Path]:
     return []
 
 
-def prepare(source: Path | None, data_dir: Path, download: bool = False) -> str:
+def check_class(folder: Path, target: Path, force: bool) -> tuple[list[Path], str]:
+    """The images of one source class folder, each decoded once, and a note on skipped files.
+
+    Raises when the folder holds no image, or fewer than ``target`` already does
+    (unless ``force``).
+    """
+    paths, skipped = scan_class(folder, folder.name)
+    note = f"; {describe_skipped(skipped)}" if skipped else ""
+    if not paths:
+        raise DatasetNotFoundError(f"no {folder.name}_<n>.jpg images in {folder}{note}")
+    held = len(scan_class(target, folder.name)[0]) if target.is_dir() else 0
+    if len(paths) < held and not force:
+        raise ValueError(
+            f"{folder} holds {len(paths)} images, fewer than the {held} already prepared in "
+            f"{target}{note}; pass --force (force=True) to replace them"
+        )
+    for path in paths:
+        read_jpg(path)
+    return paths, note
+
+
+def prepare(
+    source: Path | None, data_dir: Path, download: bool = False, force: bool = False
+) -> str:
     """Copy every class folder found in ``source`` (or downloaded) to ``<data_dir>/eurosat/2750``.
 
-    Each JPEG is decoded first, so a corrupt file stops the copy with its name;
-    a class is copied to a temporary folder and renamed when complete.
+    Every folder is checked before any is copied: each JPEG is decoded (a corrupt
+    file stops it with its name), an empty folder is an error, and a prepared
+    class is never replaced by fewer images unless ``force``. A class is copied
+    to a temporary folder and renamed when complete.
     """
     data_dir = Path(data_dir)
     if download:
@@ -141,7 +182,7 @@ def prepare(source: Path | None, data_dir: Path, download: bool = False) -> str:
         data_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=data_dir, prefix=".download-") as scratch:
             EuroSAT(scratch, download=True)
-            return prepare(Path(scratch) / "eurosat", data_dir)
+            return prepare(Path(scratch) / "eurosat", data_dir, force=force)
     if source is None:
         raise ValueError("eurosat: give --source <folder> or --download")
     folders = find_class_folders(Path(source))
@@ -149,11 +190,9 @@ def prepare(source: Path | None, data_dir: Path, download: bool = False) -> str:
         raise DatasetNotFoundError(
             f"no EuroSAT class folder ({', '.join(CLASSES)}) in {source} or {Path(source) / ROOT}"
         )
+    checked = [check_class(folder, class_dir(data_dir, folder.name), force) for folder in folders]
     lines = []
-    for folder in folders:
-        paths = image_paths(folder, folder.name)
-        for path in paths:
-            read_jpg(path)
+    for folder, (paths, note) in zip(folders, checked, strict=True):
         target = class_dir(data_dir, folder.name)
         partial = target.with_name(f".{folder.name}.partial")
         shutil.rmtree(partial, ignore_errors=True)
@@ -162,5 +201,5 @@ def prepare(source: Path | None, data_dir: Path, download: bool = False) -> str:
             shutil.copyfile(path, partial / path.name)
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
-        lines.append(f"eurosat: {len(paths)} {folder.name} images (all decoded) in {target}")
+        lines.append(f"eurosat: {len(paths)} {folder.name} images (all decoded) in {target}{note}")
     return "\n".join(lines)

@@ -1,11 +1,14 @@
 """Cut GeoTIFF scenes into square tiles in the TfaSR layout, each keeping its georeference.
 
 A scene is read window by window (``rasterio.windows``); a window becomes a tile
-unless more than ``max_nodata_fraction`` of its pixels are nodata or more than
-``max_sea_fraction`` of its valid pixels lie at or below sea level. Each tile is
+unless more than ``max_nodata_fraction`` of its pixels are invalid or more than
+``max_sea_fraction`` of its valid pixels lie at or below sea level. Invalid:
+nodata, non-finite, and any elevation outside [-500 m, 9,000 m], which also
+catches SRTM voids (-32768, -32767) in files without a nodata tag. Each tile is
 written to a temporary file and renamed, so no half tile is ever left behind; a
-scene that cannot be read is reported and skipped, and the tiles it had already
-given are removed.
+scene that cannot be read, or lacks a usable georeference (no CRS, or a pixel
+size in metres outside [0.1 m, 10 km], as when degrees meet a projected CRS), is
+reported and skipped, and the tiles it had already given are removed.
 
 Scenes are split into train and test *by scene*. Scenes whose footprints lie
 within ``margin_km`` of each other (overlapping, touching or neighbours in the
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 from rasterio.transform import Affine
 from rasterio.warp import transform, transform_bounds
@@ -30,11 +34,19 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 from tqdm.auto import tqdm
 
+from npf.data.base import CorruptFileError
+
 # WGS84 ellipsoid: semi-major axis (m) and first eccentricity squared
 WGS84_A = 6_378_137.0
 WGS84_E2 = 6.694379990141e-3
 
 SCENE_SUFFIXES = (".tif", ".tiff")
+
+#: Physically possible elevations (m): the Dead Sea shore lies at -430 m, Everest at 8,849 m.
+#: Anything outside, such as the SRTM voids -32768 and -32767, is an invalid pixel.
+ELEVATION_RANGE_M = (-500.0, 9_000.0)
+#: Plausible ground size of a DEM pixel (m); outside it the CRS contradicts the transform.
+PIXEL_SIZE_RANGE_M = (0.1, 10_000.0)
 
 
 @dataclass(frozen=True)
@@ -99,10 +111,12 @@ def tile_windows(height: int, width: int, size: int, stride: int) -> Iterator[Wi
 def decode(band: np.ma.MaskedArray) -> tuple[np.ndarray, np.ndarray]:
     """A band read with ``masked=True`` as float64 with NaN where invalid, and the validity mask.
 
-    Invalid: the dataset's nodata (or mask band) and any non-finite value.
+    Invalid: the dataset's nodata (or mask band), any non-finite value and any
+    elevation outside ``ELEVATION_RANGE_M`` (SRTM voids when no nodata is tagged).
     """
+    low, high = ELEVATION_RANGE_M
     elevation = band.astype(np.float64).filled(np.nan)
-    valid = ~np.ma.getmaskarray(band) & np.isfinite(elevation)
+    valid = ~np.ma.getmaskarray(band) & (elevation >= low) & (elevation <= high)
     elevation[~valid] = np.nan
     return elevation, valid
 
@@ -121,6 +135,11 @@ def tile_scene(
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     with dataset:
+        try:
+            check_georeference(path, dataset)
+        except CorruptFileError as error:
+            report.error = str(error)
+            return report
         profile = tile_profile(dataset, rules.size)
         for window in tile_windows(dataset.height, dataset.width, rules.size, stride):
             report.windows += 1
@@ -182,9 +201,44 @@ def write_tile(path: Path, raw: np.ndarray, profile: dict, transform_, tags: dic
     return path
 
 
+def implausible_pixels(sizes: dict[str, np.ndarray]) -> np.ndarray:
+    """Where the ground pixel size of :func:`ground_pixel_size` lies outside
+    ``PIXEL_SIZE_RANGE_M`` (or is not finite): the CRS contradicts the transform."""
+    low, high = PIXEL_SIZE_RANGE_M
+    width, height = sizes["pixel_width_m"], sizes["pixel_height_m"]
+    return ~((low <= width) & (width <= high) & (low <= height) & (height <= high))
+
+
+def crs_problem(crs: CRS | None) -> str | None:
+    """Why ``crs`` cannot place a raster on the Earth, or ``None`` if it can."""
+    if crs is None:
+        return "no CRS, so no ground pixel size"
+    if not (crs.is_geographic or crs.is_projected):
+        return f"CRS {crs.to_string()!r} is neither geographic nor projected"
+    return None
+
+
+def check_georeference(path: Path, dataset: rasterio.DatasetReader) -> None:
+    """Raise ``CorruptFileError`` naming ``path`` unless the raster has a geographic or
+    projected CRS and its centre pixel is 0.1 m to 10 km wide and high on the ground."""
+    if problem := crs_problem(dataset.crs):
+        raise CorruptFileError(f"{path.name}: {problem}")
+    centre = np.array([dataset.height // 2]), np.array([dataset.width // 2])
+    sizes = ground_pixel_size(dataset.crs, [dataset.transform], *centre)
+    if implausible_pixels(sizes)[0]:
+        low, high = PIXEL_SIZE_RANGE_M
+        raise CorruptFileError(
+            f"{path.name}: pixels of {sizes['pixel_width_m'][0]:.3g} x "
+            f"{sizes['pixel_height_m'][0]:.3g} m, outside {low:g} m .. {high:g} m: its CRS "
+            f"({dataset.crs}) contradicts its transform (e.g. degrees in a metric CRS)"
+        )
+
+
 def scene_footprint(path: Path) -> tuple[float, float, float, float]:
-    """(west, south, east, north) of a scene in degrees (WGS84)."""
+    """(west, south, east, north) of a scene in degrees (WGS84); ``CorruptFileError`` if
+    its georeference is unusable (:func:`check_georeference`)."""
     with rasterio.open(path) as dataset:
+        check_georeference(path, dataset)
         return transform_bounds(dataset.crs, "EPSG:4326", *dataset.bounds)
 
 
@@ -237,6 +291,8 @@ def tile_scenes(
     for path in scenes:
         try:
             readable[path] = scene_footprint(path)
+        except CorruptFileError as error:
+            reports.append(SceneReport(scene_name(path), "", 0, error=str(error)))
         except (RasterioError, OSError) as error:
             message = f"{path.name}: cannot read ({error})"
             reports.append(SceneReport(scene_name(path), "", 0, error=message))
