@@ -9,7 +9,12 @@ figures only illustrate ideas:
 * ``quadrants.png``: supervised learning vs meta-learning, one function vs a
   stochastic process (after the Neural Process Family's figure);
 * ``convcnp_pipeline.png``: the on-the-grid ConvCNP, with the set convolution
-  computed for a fixed Gaussian kernel (the model learns its own kernel).
+  computed for a fixed Gaussian kernel (the model learns its own kernel);
+* ``cnp_diagram.png``: the Conditional Neural Process, encoder h, aggregator a
+  and decoder g (the report's figure 3, redrawn);
+* ``np_family.png``: the members of the neural process family that the book
+  discusses, conditional vs latent and by how they summarise the context (the
+  report's figure 4, redrawn as a simpler chart).
 """
 
 from __future__ import annotations
@@ -294,10 +299,153 @@ def draw_convcnp_pipeline() -> None:
     plt.close(fig)
 
 
+def _node(
+    ax: Axes,
+    xy: tuple[float, float],
+    text: str,
+    colour: str,
+    size: tuple[float, float] = (0.11, 0.12),
+    bold: bool = False,
+    fontsize: float = 9,
+) -> None:
+    """A rounded box of ``size`` (width, height) centred on ``xy``, with ``text``."""
+    width, height = size
+    ax.add_patch(
+        FancyBboxPatch(
+            (xy[0] - width / 2, xy[1] - height / 2),
+            width,
+            height,
+            boxstyle="round,pad=0.008",
+            facecolor=colour,
+            edgecolor="0.15" if bold else "0.45",
+            linewidth=2.0 if bold else 1.0,
+        )
+    )
+    ax.text(xy[0], xy[1], text, ha="center", va="center", fontsize=fontsize)
+
+
+def _link(ax: Axes, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """A thin arrow from ``start`` to ``end``."""
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=13, color="0.3"))
+
+
+def draw_cnp_diagram() -> None:
+    """The CNP: h embeds each context pair, a pools them into r, g decodes (r, x) at a target."""
+    fig, ax = plt.subplots(figsize=(10, 3.9))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.axis("off")
+    encoder, aggregate, decoder = "#cfe2f3", "#fff2cc", "#d9ead3"
+    rows = [0.8, 0.55, 0.3]
+    labels = ["$(x_1, y_1)$", "$(x_2, y_2)$", "$(x_C, y_C)$"]
+    for y, label in zip(rows, labels, strict=True):
+        _node(ax, (0.07, y), label, "white", size=(0.1, 0.11))
+        _node(ax, (0.24, y), "$h$\nMLP", encoder, size=(0.08, 0.13))
+        _node(ax, (0.38, y), f"$r_{{{label[4]}}}$", "0.95", size=(0.05, 0.1))
+        _link(ax, (0.125, y), (0.195, y))
+        _link(ax, (0.285, y), (0.35, y))
+        _link(ax, (0.41, y), (0.5, 0.55))
+    ax.text(0.07, 0.43, "⋮", ha="center", va="center", fontsize=14)
+    ax.text(0.38, 0.43, "⋮", ha="center", va="center", fontsize=14)
+    _node(ax, (0.55, 0.55), "$a$\nmean", aggregate, size=(0.09, 0.16))
+    _node(ax, (0.69, 0.55), "$r$", "0.95", size=(0.05, 0.1))
+    _link(ax, (0.6, 0.55), (0.665, 0.55))
+    _node(ax, (0.69, 0.2), "target $x$", "white", size=(0.1, 0.1))
+    _node(ax, (0.82, 0.55), "$g$\nMLP", decoder, size=(0.08, 0.16))
+    _link(ax, (0.715, 0.55), (0.78, 0.55))
+    _link(ax, (0.74, 0.2), (0.8, 0.47))
+    _node(ax, (0.94, 0.55), "$\\mu(x)$\n$\\sigma(x)$", "#fce5cd", size=(0.09, 0.16))
+    _link(ax, (0.86, 0.55), (0.895, 0.55))
+    ax.text(0.07, 0.96, "context set $\\mathcal{C}$", ha="center", fontsize=9)
+    ax.text(0.24, 0.96, "encoder (shared)", ha="center", fontsize=9)
+    ax.text(0.55, 0.96, "aggregator (symmetric)", ha="center", fontsize=9)
+    ax.text(0.87, 0.96, "decoder, at every target", ha="center", fontsize=9)
+    ax.text(
+        0.5,
+        0.03,
+        "$r = a(\\{h(x_c, y_c)\\}_{c \\in \\mathcal{C}})$: one summary of the whole context;  "
+        "$p(y \\mid x, \\mathcal{C}) = \\mathcal{N}(\\mu(x), \\sigma^2(x))$, "
+        "independently at each target",
+        ha="center",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(OUT / "cnp_diagram.png", dpi=DPI)
+    plt.close(fig)
+
+
+def draw_np_family() -> None:
+    """Conditional and latent NPs, by how the context is summarised; ConvCNP marked."""
+    fig, ax = plt.subplots(figsize=(10, 4.2))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.axis("off")
+    columns = [0.3, 0.58, 0.86]
+    rows = {"conditional": 0.62, "latent": 0.2}
+    headers = [
+        "mean pooling\n(one summary for all targets)",
+        "attention\n(a summary per target)",
+        "set convolution + CNN\n(translation equivariant)",
+    ]
+    for x, header in zip(columns, headers, strict=True):
+        ax.text(x, 0.93, header, ha="center", va="center", fontsize=9)
+    ax.text(
+        0.06,
+        rows["conditional"],
+        "conditional\n(factorised\nGaussian)",
+        ha="center",
+        va="center",
+        fontsize=9,
+    )
+    ax.text(
+        0.06,
+        rows["latent"],
+        "latent\n(global $z$:\ncoherent\nsamples)",
+        ha="center",
+        va="center",
+        fontsize=9,
+    )
+    conditional, latent, chosen = "#cfe2f3", "#ead1dc", "#f9cb9c"
+    boxes = {
+        ("CNP", "conditional"): (columns[0], "CNP\nGarnelo et al. 2018a", conditional, True),
+        ("AttnCNP", "conditional"): (columns[1], "AttnCNP\nKim et al. 2019", conditional, False),
+        ("ConvCNP", "conditional"): (
+            columns[2],
+            "ConvCNP\nGordon et al. 2020\n(this study)",
+            chosen,
+            True,
+        ),
+        ("LNP", "latent"): (columns[0], "LNP (NP)\nGarnelo et al. 2018b", latent, True),
+        ("AttnLNP", "latent"): (columns[1], "AttnLNP\nKim et al. 2019", latent, False),
+        ("ConvLNP", "latent"): (columns[2], "ConvLNP", latent, False),
+    }
+    for (_, row), (x, text, colour, bold) in boxes.items():
+        _node(ax, (x, rows[row]), text, colour, size=(0.19, 0.2), bold=bold)
+    for row in rows.values():
+        _link(ax, (columns[0] + 0.1, row), (columns[1] - 0.1, row))
+        _link(ax, (columns[1] + 0.1, row), (columns[2] - 0.1, row))
+    for x in columns:
+        _link(ax, (x, rows["conditional"] - 0.105), (x, rows["latent"] + 0.105))
+    ax.text(columns[0] + 0.012, 0.41, "add a latent $z$", fontsize=8, style="italic", color="0.25")
+    ax.text(
+        0.58,
+        0.02,
+        "Bold: the two base classes (CNP, LNP) and the model of this study. "
+        "After the Neural Process Family (Dubois et al. 2020).",
+        ha="center",
+        fontsize=8.5,
+    )
+    fig.tight_layout()
+    fig.savefig(OUT / "np_family.png", dpi=DPI)
+    plt.close(fig)
+
+
 def main() -> None:
     draw_kriging_1d()
     draw_quadrants()
     draw_convcnp_pipeline()
+    draw_cnp_diagram()
+    draw_np_family()
 
 
 if __name__ == "__main__":
