@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import ctypes
 import datetime
-import gc
 import inspect
 import json
 import math
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -76,10 +76,11 @@ VARIANTS = {
     "fast-bf16-graph": Variant("fast", "bf16", cuda_graph=True),
     "fast-compile": Variant("fast", compile_mode="default"),
     "fast-bf16-compile": Variant("fast", "bf16", compile_mode="default"),
+    "fast-bf16-compile-heap": Variant("fast", "bf16", compile_mode="default", cpu_heap=True),
     "fast-bf16-compile-graph": Variant("fast", "bf16", compile_mode="reduce-overhead"),
 }
 DEFAULT_VARIANTS = {
-    "cpu": ["reference", "fast", "fast-heap"],
+    "cpu": ["reference", "fast", "fast-bf16", "fast-bf16-heap", "fast-bf16-compile"],
     "cuda": ["reference", "fast", "fast-bf16", "fast-graph", "fast-bf16-graph"],
 }
 DEFAULT_BATCHES = {"cpu": [32], "cuda": [32, 128]}
@@ -252,18 +253,32 @@ def run_variant(
     return row, torch.stack(losses).tolist()
 
 
-def gp_epoch_seconds(device: torch.device) -> dict:
-    """One real epoch of the trainer on ``gp`` (report's settings, fast backend, fp32)."""
+def trainer_epoch(dataset: str, device: torch.device, max_train: int) -> dict:
+    """A real ``Trainer`` epoch (its default settings) on ``max_train`` rasters of ``dataset``.
+
+    Images per second count the training steps only (``train_images_per_s`` of the
+    history), so they compare with the rows above; ``epoch_s`` extrapolates to
+    the data set's full training split.
+    """
     from npf.data import load_splits
     from npf.training import TrainConfig, Trainer, build_model
 
-    splits = load_splits("gp")
-    config = TrainConfig(epochs=1, device=str(device))
+    splits = load_splits(dataset)
+    n_full = len(splits.train)
+    splits.train = splits.train.subset(list(range(min(max_train, n_full))))
+    config = TrainConfig(epochs=2, device=str(device), optimizer="adam")
     with tempfile.TemporaryDirectory() as out_dir:
         trainer = Trainer(build_model(splits.train.channels), splits, config, out_dir)
-        history = trainer.fit(resume=False, progress=False)
-    epoch = history.epochs[0]
-    return {"train_images": len(splits.train), "val_images": len(splits.val), **epoch}
+        epoch = trainer.fit(resume=False, progress=False).epochs[-1]  # the first warms up
+    return {
+        "dataset": dataset,
+        "shape": "x".join(map(str, splits.train.shape)),
+        "settings": trainer.settings,
+        "train_images": len(splits.train),
+        "full_train_images": n_full,
+        "train_images_per_s": epoch["train_images_per_s"],
+        "epoch_s": n_full / epoch["train_images_per_s"],
+    }
 
 
 HEADER = (
@@ -301,6 +316,41 @@ def parse_shape(text: str) -> tuple[int, int, int]:
     return parts  # type: ignore[return-value]
 
 
+def measure_in_child(args: argparse.Namespace, task: list[str]) -> dict:
+    """Run one measurement in a fresh Python process and return its JSON result.
+
+    A process per row keeps rows independent: the heap setting changes a process
+    for good, and ``torch.compile`` and earlier variants leave caches, threads and
+    a fragmented heap behind that would slow (or speed) the rows after them.
+    """
+    command = [sys.executable, __file__, "--device", args.device, "--seed", str(args.seed)]
+    command += ["--warmup", str(args.warmup), "--steps", str(args.steps)]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
+    done = subprocess.run(command + ["--child", *task], capture_output=True, text=True)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1][:300]}
+    return json.loads(lines[-1])
+
+
+def child(args: argparse.Namespace, device: torch.device) -> None:
+    """The child's side of :func:`measure_in_child`: one row or one trainer epoch."""
+    kind, *task = args.child
+    if kind == "trainer":
+        dataset, max_train = task
+        result = trainer_epoch(dataset, device, int(max_train))
+    else:
+        shape, batch, name = parse_shape(task[0]), int(task[1]), task[2]
+        variant = VARIANTS[name]
+        heap = variant.cpu_heap and serve_cpu_tensors_from_heap()
+        row, losses = run_variant(
+            name, variant, shape, batch, args.warmup, args.steps, device, args.seed
+        )
+        result = {"row": row | {"cpu_heap_applied": heap}, "losses": losses}
+    print(json.dumps(result))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
@@ -314,11 +364,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, help="warm-up steps (default: cpu 1, cuda 10)")
     parser.add_argument("--steps", type=int, help="timed steps (default: cpu 2, cuda 50)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
-    parser.add_argument("--gp-epoch", action="store_true", help="also time one real gp epoch")
+    parser.add_argument(
+        "--trainer-epochs",
+        nargs="*",
+        metavar="DATASET",
+        help="also time a real Trainer epoch of --trainer-images rasters on these data sets "
+        "(default when given without names: every data set that loads)",
+    )
+    parser.add_argument("--trainer-images", type=int, default=320)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--out", type=Path, help="JSON file (default: results/train-speed-<card>-<date>.json)"
     )
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     device = torch.device(
@@ -331,10 +389,13 @@ def main(argv: list[str] | None = None) -> None:
     variants = [v for v in variants if VARIANTS[v].runs_on(kind)]
     batch_sizes = args.batch_sizes or DEFAULT_BATCHES.get(kind, DEFAULT_BATCHES["cpu"])
     warmup, steps = DEFAULT_STEPS.get(kind, DEFAULT_STEPS["cpu"])
-    warmup = warmup if args.warmup is None else args.warmup
-    steps = steps if args.steps is None else args.steps
-    if steps < 1 or warmup < 0:
+    args.warmup = warmup if args.warmup is None else args.warmup
+    args.steps = steps if args.steps is None else args.steps
+    if args.steps < 1 or args.warmup < 0:
         parser.error("need --steps >= 1 and --warmup >= 0")
+    if args.child:
+        child(args, device)
+        return
 
     print(f"device: {device_name(device)}; torch {torch.__version__}; triton: {TRITON_AVAILABLE}")
     run = {
@@ -342,41 +403,28 @@ def main(argv: list[str] | None = None) -> None:
         "commit": git_commit(),
         "command": " ".join(["train_speed.py", *(sys.argv[1:] if argv is None else argv)]),
         "threads": torch.get_num_threads(),
-        "warmup": warmup,
+        "warmup": args.warmup,
+        "process_per_row": True,
         # PyTorch's defaults: cuDNN convolutions (the 1 x 1 ones too) may use TF32 in "fp32"
         "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
         "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
     }
-    # Variants that serve CPU tensors from the heap change the process for good: they run last.
-    plan = [
-        (shape, batch, name)
-        for heap in (False, True)
-        for shape in args.shapes
-        for batch in batch_sizes
-        for name in variants
-        if VARIANTS[name].cpu_heap == heap
-    ]
+    # the reference first: the other rows of its shape and batch compare with it
+    names = sorted(variants, key=lambda name: name != "reference")
+    plan = [(shape, b, name) for shape in args.shapes for b in batch_sizes for name in names]
     print(HEADER)
     rows: list[dict] = []
     reference_ms: dict[tuple[str, int], float] = {}
     reference_losses: dict[tuple[str, int], list[float]] = {}
-    sampling_ms: dict[tuple[str, int], float] = {}
     for shape, batch, name in plan:
         key = ("x".join(map(str, shape)), batch)
-        if VARIANTS[name].cpu_heap and not run.get("cpu_heap"):
-            run = {**run, "cpu_heap": serve_cpu_tensors_from_heap()}
-            print(f"CPU tensors from the heap: {run['cpu_heap']}")
-        if key not in sampling_ms:
-            sampling_ms[key] = context_sampling_ms(shape, batch)
-        try:
-            row, losses = run_variant(
-                name, VARIANTS[name], shape, batch, warmup, steps, device, args.seed
-            )
-        except Exception as error:  # one failing variant must not end the run
-            row = {"shape": key[0], "batch": batch, "variant": name}
-            row["error"] = f"{type(error).__name__}: {error}"[:300]
+        measured = measure_in_child(args, ["row", key[0], str(batch), name])
+        if "error" in measured:
+            row = {"shape": key[0], "batch": batch, "variant": name, "error": measured["error"]}
             losses = None
-        row["cpu_context_sampling_ms"] = sampling_ms[key]
+        else:
+            row, losses = measured["row"], measured["losses"]
+        row["cpu_context_sampling_ms"] = context_sampling_ms(shape, batch)
         row["load_average_1min"] = os.getloadavg()[0]  # others' work on a shared machine
         row["run"] = run
         if losses is not None and name == "reference":
@@ -388,9 +436,6 @@ def main(argv: list[str] | None = None) -> None:
             )
         rows.append(row)
         print(format_row(row, reference_ms), flush=True)
-        gc.collect()
-        if kind == "cuda":
-            torch.cuda.empty_cache()
 
     print(f"\n{HEADER}\n{'-' * len(HEADER)}")
     print("\n".join(format_row(row, reference_ms) for row in rows))
@@ -402,12 +447,21 @@ def main(argv: list[str] | None = None) -> None:
         "triton": TRITON_AVAILABLE,
         "datasets": {k: {"shape": list(s), "train_images": n} for k, (s, n) in DATASETS.items()},
         "rows": rows,
+        "trainer_epochs": [],
     }
-    result["gp_epochs"] = []
-    if args.gp_epoch:
-        epoch = {**gp_epoch_seconds(device), "run": run, "load_average_1min": os.getloadavg()[0]}
-        result["gp_epochs"].append(epoch)
-        print(f"\none gp epoch with the trainer: {epoch['seconds']:.1f} s")
+    if args.trainer_epochs is not None:
+        print("\nreal Trainer epochs (default settings, Adam, batch 32):")
+        for dataset in args.trainer_epochs or list(DATASETS):
+            epoch = measure_in_child(args, ["trainer", dataset, str(args.trainer_images)])
+            epoch |= {"dataset": dataset, "run": run, "load_average_1min": os.getloadavg()[0]}
+            result["trainer_epochs"].append(epoch)
+            if "error" in epoch:
+                print(f"  {dataset:<13} {epoch['error']}")
+            else:
+                print(
+                    f"  {dataset:<13} {epoch['shape']:>8} {epoch['train_images_per_s']:6.1f} img/s"
+                    f"  -> {epoch['epoch_s']:,.0f} s per epoch of {epoch['full_train_images']:,}"
+                )
 
     out = args.out or default_out(device)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -415,10 +469,12 @@ def main(argv: list[str] | None = None) -> None:
         old = json.loads(out.read_text())
         keys = {row_key(r) for r in rows}
         result["rows"] = [r for r in old.get("rows", []) if row_key(r) not in keys] + rows
-        threads = {e["run"]["threads"] for e in result["gp_epochs"]}
-        result["gp_epochs"] = [
-            e for e in old.get("gp_epochs", []) if e["run"]["threads"] not in threads
-        ] + result["gp_epochs"]
+        done = {(e["dataset"], e["run"]["threads"]) for e in result["trainer_epochs"]}
+        result["trainer_epochs"] = [
+            e
+            for e in old.get("trainer_epochs", [])
+            if (e["dataset"], e["run"]["threads"]) not in done
+        ] + result["trainer_epochs"]
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
 

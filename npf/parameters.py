@@ -237,6 +237,7 @@ TRAIN_PARAMETERS = NotebookParameters(
         "seed": whole(0),
         "device": device(auto=True),
         "precision": one_of(PRECISIONS),
+        "compile": flag(),
         "cpu_heap": flag(),
         "checkpoint_every_s": number(0),
         "out_dir": optional(path()),

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,12 +9,14 @@ from npf import training
 from npf.predict import predict, score_predictions
 from npf.training import TrainConfig, Trainer, build_model, load_model
 
+#: quick and exact settings for tests; the compiled bf16 default has tests of its own
+EAGER = {"compile": False, "precision": "fp32"}
 SMALL = {"hidden_channels": 16, "n_blocks": 2, "kernel_size": 5}
 
 
 def test_short_fit_beats_constant_mean(tiny_gp, tmp_path) -> None:
     model = build_model(1, seed=0, **SMALL)
-    config = TrainConfig(epochs=6, batch_size=16, optimizer="adam", lr=3e-3, device="cpu")
+    config = TrainConfig(**EAGER, epochs=6, batch_size=16, optimizer="adam", lr=3e-3, device="cpu")
     history = Trainer(model, tiny_gp, config, tmp_path).fit(progress=False)
     assert history.epochs[-1]["val_loss"] < history.epochs[0]["val_loss"]
     trained, _, _ = load_model(tmp_path / "best.pt")
@@ -28,7 +31,9 @@ def test_short_fit_beats_constant_mean(tiny_gp, tmp_path) -> None:
 
 
 def test_resumed_run_ends_with_same_weights(tiny_gp, tmp_path) -> None:
-    config = TrainConfig(epochs=3, batch_size=32, optimizer="sgd", momentum=0.9, device="cpu")
+    config = TrainConfig(
+        **EAGER, epochs=3, batch_size=32, optimizer="sgd", momentum=0.9, device="cpu"
+    )
     straight = build_model(1, seed=1, **SMALL)
     Trainer(straight, tiny_gp, config, tmp_path / "straight").fit(progress=False)
 
@@ -45,7 +50,7 @@ def test_resumed_run_ends_with_same_weights(tiny_gp, tmp_path) -> None:
 
 
 def test_run_killed_at_every_step_ends_like_an_uninterrupted_one(tiny_gp, tmp_path) -> None:
-    config = TrainConfig(epochs=2, batch_size=48, optimizer="adam", device="cpu")
+    config = TrainConfig(**EAGER, epochs=2, batch_size=48, optimizer="adam", device="cpu")
     straight = build_model(1, seed=2, **SMALL)
     expected = Trainer(straight, tiny_gp, config, tmp_path / "straight").fit(progress=False)
     n_steps = 2 * 3  # 144 training fields in batches of 48
@@ -61,7 +66,7 @@ def test_run_killed_at_every_step_ends_like_an_uninterrupted_one(tiny_gp, tmp_pa
 
 
 def test_mid_epoch_checkpoints_are_written_on_schedule(tiny_gp, tmp_path) -> None:
-    config = TrainConfig(epochs=1, batch_size=16, device="cpu", checkpoint_every_s=1e-9)
+    config = TrainConfig(**EAGER, epochs=1, batch_size=16, device="cpu", checkpoint_every_s=1e-9)
     trainer = Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path)
     saved_steps = []
     save = training._save_atomic
@@ -80,15 +85,15 @@ def test_mid_epoch_checkpoints_are_written_on_schedule(tiny_gp, tmp_path) -> Non
 
 
 def test_resume_refuses_other_settings(tiny_gp, tmp_path) -> None:
-    config = TrainConfig(epochs=1, batch_size=64, device="cpu")
+    config = TrainConfig(**EAGER, epochs=1, batch_size=64, device="cpu")
     Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path).fit(progress=False)
-    other = TrainConfig(epochs=1, batch_size=64, lr=0.1, device="cpu")
+    other = TrainConfig(**EAGER, epochs=1, batch_size=64, lr=0.1, device="cpu")
     with pytest.raises(ValueError, match="cannot resume"):
         Trainer(build_model(1, **SMALL), tiny_gp, other, tmp_path).fit(progress=False)
 
 
 def test_best_checkpoint_is_lowest_validation_epoch(tiny_gp, tmp_path) -> None:
-    config = TrainConfig(epochs=2, batch_size=64, optimizer="adam", device="cpu")
+    config = TrainConfig(**EAGER, epochs=2, batch_size=64, optimizer="adam", device="cpu")
     history = Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path).fit(progress=False)
     _, scaling, checkpoint = load_model(tmp_path / "best.pt")
     assert checkpoint["epoch"] == history.best_epoch
@@ -105,13 +110,13 @@ def test_config_rejects_unknown_values(field: str, value) -> None:
 
 
 def test_divergence_stops_with_a_clear_error(tiny_gp, tmp_path) -> None:
-    config = TrainConfig(epochs=1, batch_size=16, lr=1e6, device="cpu")
+    config = TrainConfig(**EAGER, epochs=1, batch_size=16, lr=1e6, device="cpu")
     with pytest.raises(FloatingPointError, match="diverged in epoch 1"):
         Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path).fit(progress=False)
 
 
 def test_resume_refuses_another_data_set_or_model(tiny_gp, tmp_path) -> None:
-    config = TrainConfig(epochs=1, batch_size=64, device="cpu")
+    config = TrainConfig(**EAGER, epochs=1, batch_size=64, device="cpu")
     Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path, {"max_train": None}).fit(
         progress=False
     )
@@ -125,15 +130,15 @@ def test_resume_refuses_another_data_set_or_model(tiny_gp, tmp_path) -> None:
 
 
 def test_speed_settings_may_change_on_resume(tiny_gp, tmp_path) -> None:
-    config = TrainConfig(epochs=2, batch_size=64, device="cpu")
+    config = TrainConfig(**EAGER, epochs=2, batch_size=64, device="cpu")
     Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path).fit(progress=False, time_limit_s=0)
-    faster = TrainConfig(epochs=2, batch_size=64, device="cpu", precision="bf16", cpu_heap=False)
+    faster = TrainConfig(epochs=2, batch_size=64, device="cpu", cpu_heap=False)  # bf16, compiled
     history = Trainer(build_model(1, **SMALL), tiny_gp, faster, tmp_path).fit(progress=False)
     assert len(history.epochs) == 2
 
 
 def test_truncated_checkpoint_is_named(tiny_gp, tmp_path) -> None:
-    config = TrainConfig(epochs=1, batch_size=64, device="cpu")
+    config = TrainConfig(**EAGER, epochs=1, batch_size=64, device="cpu")
     Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path).fit(progress=False)
     last = tmp_path / "last.pt"
     last.write_bytes(last.read_bytes()[:1000])
@@ -142,7 +147,7 @@ def test_truncated_checkpoint_is_named(tiny_gp, tmp_path) -> None:
 
 
 def test_nan_validation_never_becomes_best(tiny_gp, tmp_path, monkeypatch) -> None:
-    config = TrainConfig(epochs=2, batch_size=64, optimizer="adam", device="cpu")
+    config = TrainConfig(**EAGER, epochs=2, batch_size=64, optimizer="adam", device="cpu")
     trainer = Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path)
     losses = iter([(5.0, 1.0), (float("nan"), float("nan"))])
     monkeypatch.setattr(trainer, "validate", lambda: next(losses))
@@ -156,3 +161,19 @@ def test_nan_validation_never_becomes_best(tiny_gp, tmp_path, monkeypatch) -> No
 def test_json_records_are_strict(tmp_path) -> None:
     training.write_json_atomic({"rmse": float("inf"), "x": [1.0, float("nan")]}, tmp_path / "a")
     assert json.loads((tmp_path / "a").read_text()) == {"rmse": None, "x": [1.0, None]}
+
+
+def test_compiled_training_matches_eager(tiny_gp, tmp_path) -> None:
+    """Same losses within rounding (Adam magnifies rounding in near-zero gradients, so the
+    weights are not compared)."""
+    config = TrainConfig(**EAGER, epochs=2, batch_size=48, optimizer="adam")
+    eager = Trainer(build_model(1, seed=3, **SMALL), tiny_gp, config, tmp_path / "eager")
+    compiled = Trainer(
+        build_model(1, seed=3, **SMALL), tiny_gp, replace(config, compile=True), tmp_path / "c"
+    )
+    assert compiled.settings["compile"]
+    for a, b in zip(
+        eager.fit(progress=False).epochs, compiled.fit(progress=False).epochs, strict=True
+    ):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-3)
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-2)

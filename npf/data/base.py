@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -19,6 +19,14 @@ class CorruptFileError(ValueError):
     """A data file exists but cannot be read or holds invalid content."""
 
 
+class BatchSource(Protocol):
+    """Draws new training rasters on demand (e.g. Gaussian random fields)."""
+
+    def draw(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` rasters (n, C, H, W) and their validity mask (n, 1, H, W)."""
+        ...
+
+
 @dataclass
 class GridDataset:
     """N rasters of C channels on an H x W grid, with a per-pixel validity mask.
@@ -32,6 +40,9 @@ class GridDataset:
         units: physical unit of the values (e.g. "m" or "intensity").
         meta: per-image arrays of length N (e.g. ``scene``, ``resolution_m``,
             ``length_scale``) and scalars describing the set.
+        source: if set, training draws new rasters from it for every batch
+            instead of cycling over ``values`` (whose length still sets the
+            epoch's number of rasters).
     """
 
     name: str
@@ -40,6 +51,7 @@ class GridDataset:
     scaling: ValueScaling = field(default_factory=ValueScaling)
     units: str = "intensity"
     meta: dict[str, Any] = field(default_factory=dict)
+    source: BatchSource | None = None
 
     def __post_init__(self) -> None:
         if self.values.ndim != 4:
@@ -74,7 +86,13 @@ class GridDataset:
             for key, value in self.meta.items()
         }
         return GridDataset(
-            self.name, self.values[index], self.valid[index], self.scaling, self.units, meta
+            self.name,
+            self.values[index],
+            self.valid[index],
+            self.scaling,
+            self.units,
+            meta,
+            self.source,
         )
 
 

@@ -6,6 +6,11 @@ noise. Length scales (in pixels) are drawn per raster from ``n_length_scales``
 evenly spaced values in ``length_scale_range``; the true kernel, length scale
 and noise are kept in ``meta`` so that the exact GP posterior (simple kriging,
 the Bayes-optimal predictor) can be computed as an oracle.
+
+Fields cost nothing to draw, so training need not cycle over a fixed pool: with
+``fresh=True`` (the default) the training set is a :class:`FieldSource` that
+draws new fields for every batch from the same definition, as the Neural Process
+Family trains its GP experiments. Validation and test sets stay fixed pools.
 """
 
 from __future__ import annotations
@@ -62,15 +67,70 @@ def generate(
     )
 
 
+class FieldSource:
+    """Draws batches of new fields from the definition of :func:`generate`.
+
+    Each field's length scale is drawn uniformly from the same evenly spaced
+    levels; the Cholesky factor of each level's covariance is computed once, on
+    first use, in float64 and kept in float32. All randomness comes from the
+    caller's generator, so the same generator state gives the same batch.
+    """
+
+    def __init__(
+        self,
+        size: int = 32,
+        kernel: str = "rbf",
+        length_scale_range: tuple[float, float] = (2.0, 8.0),
+        n_length_scales: int = 16,
+        noise_std: float = 0.05,
+    ) -> None:
+        generate(1, size, kernel, length_scale_range, n_length_scales, noise_std)  # validates
+        self.size = size
+        self.kernel = kernel
+        self.noise_std = noise_std
+        self.levels = np.linspace(*length_scale_range, n_length_scales)
+        self._factors: dict[int, torch.Tensor] = {}
+
+    def _factor(self, level: int) -> torch.Tensor:
+        if level not in self._factors:
+            points = grid_points(self.size, self.size)
+            cov = covariance(get_kernel(self.kernel), points, points, self.levels[level])
+            chol = np.linalg.cholesky(cov + JITTER * np.eye(len(points)))
+            self._factors[level] = torch.from_numpy(chol.astype(np.float32))
+        return self._factors[level]
+
+    def draw(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` new fields (n, 1, size, size) and their all-true validity mask."""
+        pixels = self.size * self.size
+        levels = torch.randint(len(self.levels), (n,), generator=generator)
+        z = torch.randn(n, pixels, generator=generator)
+        noise = torch.randn(n, pixels, generator=generator)
+        fields = torch.empty(n, pixels)
+        for level in levels.unique().tolist():
+            rows = levels == level
+            fields[rows] = z[rows] @ self._factor(level).T
+        fields += self.noise_std * noise
+        shape = (n, 1, self.size, self.size)
+        return fields.reshape(shape), torch.ones(shape, dtype=torch.bool)
+
+
 def load(
     data_dir: Path | None = None,
     n_train: int = 2048,
     n_test: int = 256,
     seed: int = 0,
+    fresh: bool = True,
     **options,
 ) -> tuple[GridDataset, GridDataset]:
-    """Train and test fields, generated with independent seeds (``data_dir`` unused)."""
+    """Train and test fields, generated with independent seeds (``data_dir`` unused).
+
+    With ``fresh`` the training pool's ``source`` is a :class:`FieldSource`: the
+    trainer then draws new fields for every batch, and the pool itself serves for
+    the validation hold-out and the epoch length.
+    """
     del data_dir
     train = generate(n_train, seed=seed * 2 + 1, **options)
     test = generate(n_test, seed=seed * 2 + 2, **options)
+    if fresh:
+        train.source = FieldSource(**options)
     return train, test
