@@ -10,7 +10,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from npf.kriging import VARIOGRAM_MODELS
-from npf.plots import NEUTRAL, default_cmap
+from npf.plots import FONT, PAGE_WIDTH, SMALL, Row, method_colour, plot_image_grid
 
 #: Training drew context shares from [0, TRAINING_MAX_CONTEXT] (the report's 30 %).
 TRAINING_MAX_CONTEXT = 0.3
@@ -33,16 +33,25 @@ def plot_metric_sweep(
 ) -> Figure:
     """Each metric's mean and 95 % CI over images against the context fraction.
 
-    Fractions above the training range are shaded; a predictor keeps its colour
-    in every panel.
+    Panels in a grid two wide; fractions above the training range are shaded;
+    each predictor has its colour of :data:`~npf.plots.METHOD_COLOURS`.
     """
     fractions = sorted(summary)
     predictors = list(dict.fromkeys(p for f in fractions for p in summary[f]))
+    n_cols = min(2, len(metrics))
+    n_rows = -(-len(metrics) // n_cols)
     fig, axes = plt.subplots(
-        1, len(metrics), figsize=(3.6 * len(metrics), 3.4), squeeze=False, constrained_layout=True
+        n_rows,
+        n_cols,
+        figsize=(PAGE_WIDTH, 3.2 * n_rows + 0.6),
+        squeeze=False,
+        sharex=True,
+        layout="constrained",
     )
-    for ax, metric in zip(axes[0], metrics, strict=True):
-        for colour, predictor in enumerate(predictors):
+    for ax in axes.flat[len(metrics) :]:
+        ax.remove()
+    for ax, metric in zip(axes.flat, metrics, strict=False):
+        for predictor in predictors:
             points = [
                 (f, summary[f][predictor][metric])
                 for f in fractions
@@ -50,26 +59,33 @@ def plot_metric_sweep(
             ]
             if not points:
                 continue
-            xs = [f for f, _ in points]
             ax.errorbar(
-                xs,
+                [f for f, _ in points],
                 [s["mean"] for _, s in points],
                 yerr=[s["ci95"] for _, s in points],
                 marker="o",
-                ms=3,
+                ms=4,
                 capsize=2,
-                color=f"C{colour}",
+                color=method_colour(predictor),
                 label=predictor,
             )
         if metric.startswith("coverage"):
             ax.axhline(int(metric.removeprefix("coverage")) / 100, color="0.4", ls=":", lw=1)
         ax.axvspan(TRAINING_MAX_CONTEXT, max(fractions) * 1.2, color="0.9", zorder=0)
         ax.set_xscale("log")
-        ax.set_xlabel("context fraction (shaded: beyond training)")
         unit = f" ({units})" if units and metric in ("rmse", "mae", "crps", "mean_std") else ""
-        ax.set_title(METRIC_LABELS[metric] + unit, fontsize=9)
+        ax.set_title(METRIC_LABELS[metric] + unit, fontsize=FONT)
+        ax.tick_params(labelsize=SMALL, labelbottom=True)
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7)
+    handles = {}
+    for i, ax in enumerate(axes.flat[: len(metrics)]):
+        if i + n_cols >= len(metrics):  # the lowest panel of its column
+            ax.set_xlabel("context fraction (shaded: beyond training)", fontsize=SMALL)
+        lines, labels = ax.get_legend_handles_labels()
+        handles |= dict(zip(labels, lines, strict=True))
+    fig.legend(
+        handles.values(), handles, loc="outside lower center", ncols=len(handles), fontsize=SMALL
+    )
     return fig
 
 
@@ -79,13 +95,20 @@ def plot_reliability(reliability: xr.DataArray, title: str = "") -> Figure:
     ax.plot([0, 1], [0, 1], color="0.4", ls=":", lw=1, label="calibrated")
     for predictor in reliability["predictor"].values:
         curve = reliability.sel(predictor=predictor)
-        ax.plot(curve["level"], curve, "o-", ms=3, label=str(predictor))
+        ax.plot(
+            curve["level"],
+            curve,
+            "o-",
+            ms=3,
+            color=method_colour(str(predictor)),
+            label=str(predictor),
+        )
     ax.set_xlabel("nominal coverage of the central interval")
     ax.set_ylabel("observed coverage")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=FONT)
+    ax.legend(fontsize=SMALL)
     ax.grid(alpha=0.3)
     return fig
 
@@ -98,12 +121,17 @@ def plot_pit(pit_density: xr.DataArray, title: str = "") -> Figure:
     )
     width = float(pit_density["pit_bin"][1] - pit_density["pit_bin"][0])
     for ax, predictor in zip(axes[0], predictors, strict=True):
-        ax.bar(pit_density["pit_bin"], pit_density.sel(predictor=predictor), width=width * 0.9)
+        ax.bar(
+            pit_density["pit_bin"],
+            pit_density.sel(predictor=predictor),
+            width=width * 0.9,
+            color=method_colour(str(predictor)),
+        )
         ax.axhline(1.0, color="0.3", ls=":", lw=1)
-        ax.set_title(str(predictor), fontsize=9)
+        ax.set_title(str(predictor), fontsize=FONT)
         ax.set_xlabel("PIT")
     axes[0, 0].set_ylabel("density")
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(title, fontsize=FONT)
     fig.tight_layout()
     return fig
 
@@ -112,8 +140,9 @@ def plot_images(
     predictions: xr.Dataset, images: Sequence[int], predictors: Sequence[str] = ("convcnp",)
 ) -> Figure:
     """Columns = ``images`` (ids); rows = context, truth, then per predictor its mean,
-    absolute error and (when probabilistic) std. Channel 0 only."""
-    rows: list[tuple[str, str, str]] = [("context", "context", ""), ("truth", "truth", "")]
+    absolute error and (when probabilistic) std, with colour bars
+    (:func:`~npf.plots.plot_image_grid`: errors and stds share one scale)."""
+    rows: list[Row] = [("context", "context", ""), ("truth", "truth", "")]
     for predictor in predictors:
         rows += [
             (f"{predictor} mean", "mean", predictor),
@@ -121,56 +150,7 @@ def plot_images(
         ]
         if np.isfinite(predictions["std"].sel(predictor=predictor)).any():
             rows.append((f"{predictor} std", "std", predictor))
-    fig, axes = plt.subplots(
-        len(rows),
-        len(images),
-        figsize=(1.6 * len(images) + 1.0, 1.5 * len(rows)),
-        squeeze=False,
-        constrained_layout=True,
-    )
-    value_cmap = plt.get_cmap(default_cmap(predictions)).with_extremes(bad=NEUTRAL)
-    spread_cmap = plt.get_cmap("magma").with_extremes(bad=NEUTRAL)
-    for col, image in enumerate(images):
-        sample = predictions.sel(image=image)
-        truth = sample["truth"].values[0]
-        valid = sample["valid"].values
-        low, high = np.nanmin(truth[valid]), np.nanmax(truth[valid])
-        errors = {p: np.abs(sample["mean"].sel(predictor=p).values[0] - truth) for p in predictors}
-        spreads = [sample["std"].sel(predictor=p).values[0] for p in predictors]
-        top = max(np.nanmax(np.where(valid, e, np.nan)) for e in errors.values())
-        top_std = np.nanmax([np.nanmax(np.where(valid, s, np.nan)) for s in spreads])
-        for row, (label, kind, predictor) in enumerate(rows):
-            ax = axes[row, col]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if col == 0:
-                ax.set_ylabel(label, fontsize=8)
-            if kind == "context":
-                ax.imshow(
-                    np.where(sample["context"].values, truth, np.nan),
-                    cmap=value_cmap,
-                    vmin=low,
-                    vmax=high,
-                )
-            elif kind == "truth":
-                ax.imshow(np.where(valid, truth, np.nan), cmap=value_cmap, vmin=low, vmax=high)
-            elif kind == "mean":
-                mean = sample["mean"].sel(predictor=predictor).values[0]
-                ax.imshow(np.where(valid, mean, np.nan), cmap=value_cmap, vmin=low, vmax=high)
-            else:
-                field = (
-                    errors[predictor]
-                    if kind == "error"
-                    else (sample["std"].sel(predictor=predictor).values[0])
-                )
-                ax.imshow(
-                    np.where(valid, field, np.nan),
-                    cmap=spread_cmap,
-                    vmin=0,
-                    vmax=top if kind == "error" else top_std,
-                )
-        axes[0, col].set_title(f"test #{image}", fontsize=8)
-    return fig
+    return plot_image_grid(predictions.sel(image=list(images)), rows)
 
 
 def plot_error_by_slope(slope_rmse: xr.Dataset, units: str = "m") -> Figure:
@@ -179,7 +159,12 @@ def plot_error_by_slope(slope_rmse: xr.Dataset, units: str = "m") -> Figure:
     labels = [str(label) for label in slope_rmse["slope_class"].values]
     for predictor in slope_rmse["predictor"].values:
         ax.plot(
-            labels, slope_rmse["rmse"].sel(predictor=predictor), "o-", ms=3, label=str(predictor)
+            labels,
+            slope_rmse["rmse"].sel(predictor=predictor),
+            "o-",
+            ms=3,
+            color=method_colour(str(predictor)),
+            label=str(predictor),
         )
     for x, count in enumerate(slope_rmse["pixels"].values):
         ax.annotate(
@@ -188,11 +173,11 @@ def plot_error_by_slope(slope_rmse: xr.Dataset, units: str = "m") -> Figure:
             xycoords=("data", "axes fraction"),
             ha="center",
             va="bottom",
-            fontsize=6,
+            fontsize=SMALL,
         )
     ax.set_xlabel("terrain slope (degrees)")
     ax.set_ylabel(f"RMSE ({units})")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=SMALL)
     ax.grid(alpha=0.3)
     return fig
 
@@ -331,5 +316,5 @@ def plot_variogram_fits(variograms: xr.Dataset, true_range: np.ndarray, true_sil
     axes[1].axhline(true_sill, color="k", ls=":", lw=1)
     axes[0].set(xlabel="true 5 % correlation distance (px)", ylabel="fitted range (px)")
     axes[1].set(xlabel="true 5 % correlation distance (px)", ylabel="fitted sill")
-    axes[0].legend(title="context", fontsize=7)
+    axes[0].legend(title="context", fontsize=SMALL)
     return fig

@@ -1,4 +1,10 @@
-"""Figures of the study: training curves and the seven-row prediction figure."""
+"""Figures of the study: training curves and the prediction figure (context, predictions, truth).
+
+Sized for the book's page: the image grids and the metric sweep are
+:data:`PAGE_WIDTH` inches wide and their text is at least :data:`SMALL` points,
+so it stays readable when the page shows a figure about 8 inches (780 px) wide.
+Every figure colours a method with :data:`METHOD_COLOURS`.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +13,66 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
+from matplotlib.colorbar import Colorbar
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from npf.training import History
 
-#: rows of the prediction figure: (label, predictor or special row)
-SEVEN_ROWS: tuple[tuple[str, str], ...] = (
-    ("context", "context"),
-    ("predicted mean", "convcnp"),
-    ("predicted std", "std"),
-    ("nearest", "nearest"),
-    ("linear", "linear"),
-    ("cubic", "cubic"),
-    ("truth", "truth"),
-)
+#: one colour per method in every figure (Okabe-Ito, distinguishable with colour-blindness);
+#: the key order is the order of the methods' rows in the prediction figure
+METHOD_COLOURS: dict[str, str] = {
+    "convcnp": "#0072B2",
+    "oracle": "#000000",
+    "kriging": "#D55E00",
+    "nearest": "#56B4E9",
+    "linear": "#009E73",
+    "cubic": "#CC79A7",
+}
 NEUTRAL = "#c8c8c8"
+PAGE_WIDTH = 8.5  # inches
+FONT = 12  # points: axis labels, titles
+SMALL = 10  # points: ticks, legends, colour bars
+MAX_COLUMNS = 4  # images in the prediction figure by default
+
+#: a row of an image grid: (label, kind, predictor); kind is one of "context",
+#: "truth", "mean" (value rows), "std" or "error" (spread rows, absolute error)
+Row = tuple[str, str, str]
+SPREAD_KINDS = ("std", "error")
 
 
-def plot_training_curves(history: History, title: str = "") -> Figure:
-    """Train and validation summed NLL per epoch, best epoch marked."""
+def method_colour(method: str) -> str:
+    """The colour of ``method`` in every figure; grey for a method not in METHOD_COLOURS."""
+    return METHOD_COLOURS.get(method, "0.5")
+
+
+def plot_training_curves(history: History, title: str = "", floor: float | None = None) -> Figure:
+    """Train and validation summed NLL per epoch, best epoch marked.
+
+    ``floor``: the best possible loss, in the same units, drawn as a labelled
+    line (on ``gp``: the exact GP posterior's, the oracle's, NLL).
+    """
     epochs = [e["epoch"] for e in history.epochs]
-    fig, ax = plt.subplots(figsize=(6, 3.6), constrained_layout=True)
-    ax.plot(epochs, [e["train_loss"] for e in history.epochs], "o-", ms=3, label="train")
-    ax.plot(epochs, [e["val_loss"] for e in history.epochs], "s-", ms=3, label="validation")
+    colour = method_colour("convcnp")
+    fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
+    train, val = ([e[key] for e in history.epochs] for key in ("train_loss", "val_loss"))
+    ax.plot(epochs, train, "o--", ms=4, color=colour, mfc="white", label="train")
+    ax.plot(epochs, val, "s-", ms=4, color=colour, label="validation")
     best = history.best_epoch
     if best is not None:
-        best_loss = next(e["val_loss"] for e in history.epochs if e["epoch"] == best)
+        best_loss = val[epochs.index(best)]
         ax.axvline(best, color="0.5", ls=":", lw=1)
-        ax.plot([best], [best_loss], "*", color="crimson", ms=12, label=f"best (epoch {best})")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("NLL summed over target pixels")
-    ax.set_title(title)
-    ax.legend()
+        ax.plot([best], [best_loss], "*", color="crimson", ms=14, label=f"best (epoch {best})")
+    if floor is not None:
+        label = f"best possible (oracle): {floor:.1f}"
+        ax.axhline(floor, color=method_colour("oracle"), ls="-.", lw=1.2, label=label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
+    ax.set_xlabel("epoch", fontsize=FONT)
+    ax.set_ylabel("NLL summed over target pixels", fontsize=FONT)
+    ax.set_title(title, fontsize=FONT)
+    ax.tick_params(labelsize=SMALL)
+    ax.legend(fontsize=SMALL)
     ax.grid(alpha=0.3)
     return fig
 
@@ -60,8 +94,32 @@ def _rgb(image: np.ndarray) -> np.ndarray:
 
 def _masked_rgb(image: np.ndarray, show: np.ndarray) -> np.ndarray:
     rgb = _rgb(np.nan_to_num(image))
-    rgb[~show] = np.array([200, 200, 200]) / 255
+    rgb[~show] = to_rgb(NEUTRAL)
     return rgb
+
+
+def prediction_rows(predictions: xr.Dataset) -> list[Row]:
+    """Context, each predictor's mean (and std when it has one), truth.
+
+    Predictors in the order of :data:`METHOD_COLOURS`, others after them: with
+    predictions of :func:`npf.predict.predict` the report's seven rows, plus the
+    oracle's mean and std on ``gp``.
+    """
+    order = list(METHOD_COLOURS)
+    predictors = sorted(
+        map(str, predictions["predictor"].values),
+        key=lambda p: order.index(p) if p in order else len(order),
+    )
+    rows: list[Row] = [("context", "context", "")]
+    for predictor in predictors:
+        if np.isfinite(predictions["std"].sel(predictor=predictor).values).any():
+            rows += [
+                (f"{predictor} mean", "mean", predictor),
+                (f"{predictor} std", "std", predictor),
+            ]
+        else:
+            rows.append((predictor, "mean", predictor))
+    return [*rows, ("truth", "truth", "")]
 
 
 def plot_seven_rows(
@@ -70,56 +128,123 @@ def plot_seven_rows(
     cmap: str | None = None,
     std_cmap: str = "magma",
 ) -> Figure:
-    """The report's 7-row figure: context, mean, std, nearest, linear, cubic, truth.
+    """The report's figure: context, ConvCNP mean and std, nearest, linear, cubic, truth.
 
-    One column per test image (``images`` are positions along the ``image``
-    dimension; default: the first 8). Each column has one colour scale for its
-    value rows (from the valid true values) and one for its std. Pixels that are
-    not observed (context row) or not valid (nodata) are drawn in neutral grey.
+    Rows from :func:`prediction_rows` (the oracle's mean and std too when
+    present); one column per test image (``images`` are positions along the
+    ``image`` dimension; default: the first :data:`MAX_COLUMNS`). See
+    :func:`plot_image_grid` for colour scales and colour bars.
     """
-    positions = list(range(min(8, predictions.sizes["image"]))) if images is None else images
-    cmap = cmap or default_cmap(predictions)
-    channels = predictions.sizes["channel"]
-    fig, axes = plt.subplots(
-        len(SEVEN_ROWS),
-        len(positions),
-        figsize=(1.55 * len(positions) + 0.9, 1.55 * len(SEVEN_ROWS)),
-        squeeze=False,
-        constrained_layout=True,
+    positions = (
+        list(range(min(MAX_COLUMNS, predictions.sizes["image"]))) if images is None else images
     )
-    value_cmap = plt.get_cmap(cmap).with_extremes(bad=NEUTRAL)
-    spread_cmap = plt.get_cmap(std_cmap).with_extremes(bad=NEUTRAL)
-    for col, position in enumerate(positions):
-        sample = predictions.isel(image=position)
-        truth = sample["truth"].values
-        valid = sample["valid"].values
-        context = sample["context"].values & valid
+    return plot_image_grid(
+        predictions.isel(image=list(positions)), prediction_rows(predictions), cmap, std_cmap
+    )
+
+
+def _spread(sample: xr.Dataset, kind: str, predictor: str) -> np.ndarray:
+    """(H, W) std or absolute error of ``predictor``, mean over channels, NaN where not valid."""
+    mean = sample["mean"].sel(predictor=predictor).values
+    field = (
+        sample["std"].sel(predictor=predictor).values
+        if kind == "std"
+        else np.abs(mean - sample["truth"].values)
+    )
+    return np.where(sample["valid"].values, field.mean(axis=0), np.nan)
+
+
+def _values(sample: xr.Dataset, kind: str, predictor: str) -> tuple[np.ndarray, np.ndarray]:
+    """(C, H, W) values of a value row and the (H, W) pixels to show."""
+    valid = sample["valid"].values
+    if kind == "context":
+        return sample["truth"].values, sample["context"].values & valid
+    if kind == "truth":
+        return sample["truth"].values, valid
+    return sample["mean"].sel(predictor=predictor).values, valid
+
+
+def plot_image_grid(
+    predictions: xr.Dataset,
+    rows: Sequence[Row],
+    cmap: str | None = None,
+    spread_cmap: str = "magma",
+) -> Figure:
+    """One column per image of ``predictions``, one row per entry of ``rows``.
+
+    Value rows of a column share one colour scale (from its valid true values),
+    shown by a colour bar under the column; RGB (3-channel) data are drawn as
+    RGB images instead. Std and absolute-error rows (averaged over channels)
+    share one scale for the whole figure, from 0 to the 99th percentile of their
+    valid pixels, shown by one colour bar on the right. Pixels not observed
+    (context row) or not valid (nodata) are grey.
+    """
+    n_rows, n_cols = len(rows), predictions.sizes["image"]
+    rgb = predictions.sizes["channel"] == 3
+    spreads = {
+        (row, col): _spread(predictions.isel(image=col), kind, predictor)
+        for row, (_, kind, predictor) in enumerate(rows)
+        if kind in SPREAD_KINDS
+        for col in range(n_cols)
+    }
+    spread_rows = sorted({row for row, _ in spreads})
+    if spreads:
+        pooled = np.concatenate([s.ravel() for s in spreads.values()])
+        top = float(np.nanpercentile(pooled, 99))  # a few extreme errors would darken the rest
+        spread_colours = plt.get_cmap(spread_cmap).with_extremes(bad=NEUTRAL)
+    panel = (PAGE_WIDTH - 0.5 - (1.0 if spreads else 0.0)) / n_cols
+    fig = plt.figure(
+        figsize=(PAGE_WIDTH, n_rows * panel + (0.4 if rgb else 1.2)), layout="constrained"
+    )
+    # right of the images a column for the spread's colour bar
+    grid = fig.add_gridspec(
+        n_rows, n_cols + bool(spreads), width_ratios=[1] * n_cols + ([0.06] if spreads else [])
+    )
+    axes = np.array([[fig.add_subplot(grid[r, c]) for c in range(n_cols)] for r in range(n_rows)])
+    value_cmap = plt.get_cmap(cmap or default_cmap(predictions)).with_extremes(bad=NEUTRAL)
+    units = predictions.attrs.get("units", "")
+    for col in range(n_cols):
+        sample = predictions.isel(image=col)
+        truth, valid = sample["truth"].values, sample["valid"].values
         low, high = np.nanmin(truth[:, valid]), np.nanmax(truth[:, valid])
-        std = sample["std"].sel(predictor="convcnp").values.mean(axis=0)
-        std = np.where(valid, std, np.nan)
-        for row, (label, key) in enumerate(SEVEN_ROWS):
+        for row, (label, kind, predictor) in enumerate(rows):
             ax = axes[row, col]
             ax.set_xticks([])
             ax.set_yticks([])
             if col == 0:
-                ax.set_ylabel(label, fontsize=9)
-            if key == "std":
-                im = ax.imshow(std, cmap=spread_cmap)
-                fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
+                ax.set_ylabel(label, fontsize=FONT)
+            if row in spread_rows:
+                spread_image = ax.imshow(spreads[row, col], cmap=spread_colours, vmin=0.0, vmax=top)
                 continue
-            if key == "context":
-                field, show = truth, context
-            elif key == "truth":
-                field, show = truth, valid
-            else:
-                field, show = sample["mean"].sel(predictor=key).values, valid
-            if channels == 3:
+            field, show = _values(sample, kind, predictor)
+            if rgb:
                 ax.imshow(_masked_rgb(field, show))
             else:
                 shown = np.where(show, field[0], np.nan)
-                im = ax.imshow(shown, cmap=value_cmap, vmin=low, vmax=high)
-                if key == "truth":
-                    bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
-                    bar.ax.tick_params(labelsize=6)
-        axes[0, col].set_title(f"test #{int(sample['image'])}", fontsize=8)
+                value_image = ax.imshow(shown, cmap=value_cmap, vmin=low, vmax=high)
+        axes[0, col].set_title(f"test #{int(sample['image'])}", fontsize=FONT)
+        if not rgb:
+            # narrower than the column: tick labels at its ends stay within the column
+            bar = fig.colorbar(
+                value_image, ax=axes[-1, col], location="bottom", shrink=0.85, aspect=12
+            )
+            _style_bar(bar, units)
+    if spreads:
+        first, last = spread_rows[0], spread_rows[-1] + 1
+        names = dict.fromkeys(
+            "predicted std" if rows[row][1] == "std" else "|error|" for row in spread_rows
+        )
+        label = " and ".join(names) + (f" ({units})" if units else "")
+        bar = fig.colorbar(
+            spread_image,
+            cax=fig.add_subplot(grid[first:last, n_cols]),
+            extend="max" if np.nanmax(pooled) > top else "neither",
+        )
+        _style_bar(bar, label)
     return fig
+
+
+def _style_bar(bar: Colorbar, label: str) -> None:
+    bar.set_ticks(MaxNLocator(nbins=4))
+    bar.ax.tick_params(labelsize=SMALL)
+    bar.set_label(label, fontsize=SMALL)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 from npf.training import History
 
 METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -38,8 +40,7 @@ def training_summary(history: History) -> str:
     best = history.best_epoch
     best_loss = min(e["val_loss"] for e in epochs)
     rises = sum(b["val_loss"] > a["val_loss"] for a, b in zip(epochs, epochs[1:], strict=False))
-    seconds = sorted(e["seconds"] for e in epochs)
-    median_seconds = seconds[len(seconds) // 2]
+    median_seconds = statistics.median(e["seconds"] for e in epochs)
     after_best = [e["val_loss"] for e in epochs if e["epoch"] > best]
     trend = (
         f"after it, validation loss stayed above the best, ending at {after_best[-1]:.1f}"
