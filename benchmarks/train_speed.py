@@ -266,6 +266,7 @@ def trainer_epoch(dataset: str, device: torch.device, max_train: int) -> dict:
     splits = load_splits(dataset)
     n_full = len(splits.train)
     splits.train = splits.train.subset(list(range(min(max_train, n_full))))
+    splits.val = splits.val.subset(list(range(min(64, len(splits.val)))))
     config = TrainConfig(epochs=2, device=str(device), optimizer="adam")
     with tempfile.TemporaryDirectory() as out_dir:
         trainer = Trainer(build_model(splits.train.channels), splits, config, out_dir)
@@ -355,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     parser.add_argument(
-        "--shapes", nargs="+", type=parse_shape, default=[(1, 32, 32), (1, 64, 64), (3, 64, 64)]
+        "--shapes", nargs="*", type=parse_shape, default=[(1, 32, 32), (1, 64, 64), (3, 64, 64)]
     )
     parser.add_argument("--batch-sizes", nargs="+", type=int, help="default: cpu 32; cuda 32 128")
     parser.add_argument(
@@ -371,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
         help="also time a real Trainer epoch of --trainer-images rasters on these data sets "
         "(default when given without names: every data set that loads)",
     )
-    parser.add_argument("--trainer-images", type=int, default=320)
+    parser.add_argument("--trainer-images", type=int, default=640)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--out", type=Path, help="JSON file (default: results/train-speed-<card>-<date>.json)"

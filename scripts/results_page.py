@@ -1,0 +1,67 @@
+"""Turn a run's executed training notebook into the book's results page for that run.
+
+usage: .venv/bin/python scripts/results_page.py RUN
+
+Reads ``book/results/RUN/train.ipynb`` (the notebook ``scripts/train_slice.sh`` or
+papermill executed into the run folder) and writes ``book/results/RUN.ipynb``:
+
+* the notebook's generic first cell is replaced by ``book/results/RUN/page.md``
+  (the page's label, title and introduction, written for the data set);
+* ``book/results/RUN/reading.md``, if present, is appended (what the numbers say);
+* code is hidden behind "show code" toggles (``hide-input``), the notebook's own
+  defaults cell is dropped (the injected parameters stay, hidden) and the
+  ``NBVAL`` markers for the test suite are taken out of view.
+
+Outputs are copied as they are: the page shows what the run computed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS = REPO_ROOT / "book" / "results"
+
+
+def clean_source(source: str) -> str:
+    """The cell's code without the test suite's markers and their explanation lines."""
+    lines = source.splitlines()
+    while lines and (lines[0].startswith("# NBVAL_") or lines[0].startswith("# (")):
+        lines.pop(0)
+    return "\n".join(lines)
+
+
+def build_page(run: str) -> Path:
+    run_dir = RESULTS / run
+    executed = run_dir / "train.ipynb"
+    intro = run_dir / "page.md"
+    for needed in (executed, intro):
+        if not needed.is_file():
+            raise SystemExit(f"{needed.relative_to(REPO_ROOT)} is missing")
+    notebook = nbformat.read(executed, as_version=4)
+    cells = [nbformat.v4.new_markdown_cell(intro.read_text().strip())]
+    for cell in notebook.cells[1:]:
+        tags = cell.metadata.get("tags", [])
+        if "parameters" in tags:
+            continue
+        if cell.cell_type == "code":
+            cell.source = clean_source(cell.source)
+            cell.metadata["tags"] = [*tags, "hide-input"]
+        cells.append(cell)
+    reading = run_dir / "reading.md"
+    if reading.is_file():
+        cells.append(nbformat.v4.new_markdown_cell(reading.read_text().strip()))
+    notebook.cells = cells
+    notebook.metadata.pop("widgets", None)
+    page = RESULTS / f"{run}.ipynb"
+    nbformat.write(notebook, page)
+    return page
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        raise SystemExit(__doc__.split("\n\n")[1])
+    print(f"wrote {build_page(sys.argv[1]).relative_to(REPO_ROOT)}")
