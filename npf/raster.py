@@ -1,0 +1,508 @@
+"""Fill the voids of a raster, or grid scattered points, with a trained ConvCNP.
+
+Data flow: a single-band raster (GeoTIFF or :class:`xarray.DataArray`, invalid
+pixels = missing) is cut into windows of ``window`` pixels; each is read with a
+``margin`` of at least the model's receptive field, predicted from its valid
+pixels, and only its centre is kept, so memory stays bounded by one window. As in
+training, the model sees ``(y - shift) / scale`` with ``shift`` the mean of the
+window's valid pixels when the checkpoint centres on the context (DEMs): windows
+then differ in shift, and their borders can show small steps. Without centring the
+result equals a whole-raster prediction. Observed pixels keep their value and get
+std 0; pixels with no valid pixel in their window are left nodata.
+
+What ConvCNP was not trained for is reported as warnings (:class:`ExtrapolationWarning`,
+also stored in the output): voids wider than the training tiles, context denser
+than in training, and values far from their window's mean in model units.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import torch
+import xarray as xr
+from rasterio.crs import CRS
+from rasterio.errors import CRSError, RasterioError
+from rasterio.transform import Affine, from_origin
+from rasterio.windows import Window
+from scipy.ndimage import distance_transform_edt
+from tqdm.auto import tqdm
+
+from npf import __version__
+from npf.data.tiling import crs_problem, decode
+from npf.model import DepthwiseSeparableConv2d, GridConvCNP
+from npf.predict import convcnp_predict
+from npf.scaling import ValueScaling
+from npf.training import load_model, resolve_device
+
+#: side of the tiles the DEM model was trained on (px)
+TRAINING_TILE = 64
+#: largest context share sampled in training when the checkpoint does not say
+DEFAULT_MAX_CONTEXT = 0.3
+#: |value - window mean| / scale beyond which a value is far outside training: 99 % of
+#: the DEM training tiles stay below 10 (the largest reaches 16)
+FAR_VALUE_SCALES = 10.0
+DEFAULT_WINDOW = 256
+BAND_DESCRIPTIONS = ("mean: filled value (observed pixels unchanged)", "std (0 where observed)")
+
+
+class ExtrapolationWarning(UserWarning):
+    """The input asks the model for something it was not trained on."""
+
+
+def receptive_radius(model: GridConvCNP) -> int:
+    """Pixels on each side of a pixel that its prediction depends on."""
+    radius = model.encoder.conv.log_weight.shape[-1] // 2
+    for module in model.modules():
+        if isinstance(module, DepthwiseSeparableConv2d):
+            radius += module.depthwise_weight.shape[-1] // 2
+    return radius
+
+
+@dataclass
+class Filler:
+    """A checkpoint ready to fill single-band rasters."""
+
+    model: GridConvCNP
+    scaling: ValueScaling
+    checkpoint: dict[str, Any]
+    path: Path
+    device: str = "cpu"
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> Filler:
+        """Load ``path``; raise unless it predicts single-band rasters."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint {path} not found")
+        model, scaling, checkpoint = load_model(path, device)
+        if model.y_channels != 1:
+            raise ValueError(
+                f"checkpoint {path} predicts {model.y_channels}-channel rasters (data set "
+                f"{checkpoint.get('dataset')!r}); filling needs a single-band (e.g. DEM) model"
+            )
+        return cls(model, scaling, checkpoint, path, str(resolve_device(device)))
+
+    @property
+    def is_dem(self) -> bool:
+        """DEM checkpoints also treat elevations outside -500..9000 m as voids."""
+        return self.checkpoint.get("dataset") == "tfasr"
+
+    @property
+    def max_context(self) -> float:
+        return float(
+            self.checkpoint.get("train_config", {}).get("max_context", DEFAULT_MAX_CONTEXT)
+        )
+
+    def provenance(self) -> dict[str, str]:
+        """Where the predictions come from, as GeoTIFF tags / attributes."""
+        return {
+            "NPF_CHECKPOINT": str(self.path.resolve()),
+            "NPF_DATASET": str(self.checkpoint.get("dataset")),
+            "NPF_EPOCH": str(self.checkpoint.get("epoch")),
+            "NPF_VERSION": __version__,
+        }
+
+    def valid_values(self, band: np.ma.MaskedArray) -> np.ndarray:
+        """A band read with ``masked=True`` as float64, NaN where invalid."""
+        if self.is_dem:
+            return decode(band)[0]
+        values = band.astype(np.float64).filled(np.nan)
+        values[~np.isfinite(values)] = np.nan
+        return values
+
+    def predict(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std of one window (H, W) from its finite pixels, which stay as given."""
+        context = np.isfinite(values)
+        y = torch.from_numpy(np.where(context, values, 0.0).astype(np.float32))[None, None]
+        mask = torch.from_numpy(context)[None, None]
+        mean, std = convcnp_predict(self.model, self.scaling, y, mask, device=self.device)
+        mean, std = mean[0, 0].double().numpy(), std[0, 0].double().numpy()
+        return np.where(context, values, mean), np.where(context, 0.0, std)
+
+
+@dataclass
+class Extrapolation:
+    """Counts of what a fill asked beyond the model's training."""
+
+    windows: int = 0
+    dense_windows: int = 0
+    max_density: float = 0.0
+    observed: int = 0
+    pixels: int = 0
+    far_voids: int = 0
+    unfilled: int = 0
+    far_values: int = 0
+    messages: list[str] = field(default_factory=list)
+
+    def warnings(self, filler: Filler, margin: int) -> list[str]:
+        """One line per kind of extrapolation found."""
+        found = []
+        if self.far_voids:
+            found.append(
+                f"{self.far_voids} void pixels lie more than {TRAINING_TILE // 2} px from any "
+                f"observed pixel (voids wider than the {TRAINING_TILE}-px training tiles): "
+                "extrapolation"
+            )
+        if self.unfilled:
+            found.append(
+                f"{self.unfilled} void pixels have no observed pixel within {margin} px "
+                "and were left nodata"
+            )
+        if self.dense_windows:
+            found.append(
+                f"context density up to {self.max_density:.0%} in {self.dense_windows} of "
+                f"{self.windows} windows (raster: {self.observed / self.pixels:.0%}); the model "
+                f"was trained on at most {filler.max_context:.0%}"
+            )
+        if self.far_values:
+            found.append(
+                f"{self.far_values} observed values lie more than {FAR_VALUE_SCALES:g} x "
+                f"{filler.scaling.scale:g} from their window's context mean: far outside the "
+                "training range"
+            )
+        return found
+
+    def tags(self) -> dict[str, str]:
+        """Counts and warnings as GeoTIFF tags / attributes."""
+        return {
+            "NPF_WARNINGS": " | ".join(self.messages) or "none",
+            "NPF_OBSERVED_PIXELS": str(self.observed),
+            "NPF_FILLED_PIXELS": str(self.pixels - self.observed - self.unfilled),
+            "NPF_UNFILLED_PIXELS": str(self.unfilled),
+            "NPF_FAR_VOID_PIXELS": str(self.far_voids),
+        }
+
+
+def windows(height: int, width: int, size: int, margin: int) -> Iterator[tuple[Window, Window]]:
+    """``(centre, read)`` windows tiling the raster; ``read`` is ``centre`` plus ``margin``."""
+    for row in range(0, height, size):
+        for col in range(0, width, size):
+            centre = Window(col, row, min(size, width - col), min(size, height - row))
+            top, left = max(row - margin, 0), max(col - margin, 0)
+            bottom = min(row + centre.height + margin, height)
+            right = min(col + centre.width + margin, width)
+            yield centre, Window(left, top, right - left, bottom - top)
+
+
+def check_window(filler: Filler, window: int, margin: int | None) -> int:
+    """The margin to use: at least the receptive field and half a training tile."""
+    if window < 1:
+        raise ValueError(f"window must be a positive number of pixels, got {window}")
+    needed = max(receptive_radius(filler.model), TRAINING_TILE // 2)
+    if margin is None:
+        return needed
+    if margin < needed:
+        raise ValueError(
+            f"margin {margin} px is below the {needed} px the model needs (its receptive field "
+            "or half a training tile): windows would show seams"
+        )
+    return margin
+
+
+def fill_windows(
+    shape: tuple[int, int],
+    read: Callable[[Window], np.ndarray],
+    write: Callable[[Window, np.ndarray, np.ndarray], None],
+    filler: Filler,
+    window: int = DEFAULT_WINDOW,
+    margin: int | None = None,
+    progress: bool = True,
+) -> Extrapolation:
+    """Predict a raster of ``shape`` window by window; return what it extrapolated.
+
+    ``read(window)`` gives float values with NaN where invalid; ``write(window, mean,
+    std)`` stores a centre window, NaN where nothing could be predicted.
+    """
+    margin = check_window(filler, window, margin)
+    grid = list(windows(*shape, window, margin))
+    if not any(np.isfinite(read(centre)).any() for centre, _ in grid):
+        raise ValueError("the raster has no valid pixel: nothing to predict from")
+    found = Extrapolation()
+    for centre, outer in tqdm(grid, desc="filling", unit="window", disable=not progress):
+        values = read(outer)
+        valid = np.isfinite(values)
+        inner = (
+            slice(centre.row_off - outer.row_off, centre.row_off - outer.row_off + centre.height),
+            slice(centre.col_off - outer.col_off, centre.col_off - outer.col_off + centre.width),
+        )
+        found.windows += 1
+        found.pixels += centre.height * centre.width
+        found.observed += int(valid[inner].sum())
+        if not valid.any():
+            found.unfilled += centre.height * centre.width
+            empty = np.full((centre.height, centre.width), np.nan)
+            write(centre, empty, empty)
+            continue
+        density = float(valid.mean())
+        if density > filler.max_context:
+            found.dense_windows += 1
+            found.max_density = max(found.max_density, density)
+        shift = values[valid].mean() if filler.scaling.center_on_context else 0.0
+        centre_values = values[inner][valid[inner]]
+        far = np.abs(centre_values - shift) > FAR_VALUE_SCALES * filler.scaling.scale
+        found.far_values += int(far.sum())
+        distance = distance_transform_edt(~valid)[inner]
+        found.far_voids += int((distance > TRAINING_TILE // 2).sum())
+        mean, std = filler.predict(values)
+        write(centre, mean[inner], std[inner])
+    found.messages = found.warnings(filler, margin)
+    for message in found.messages:
+        warnings.warn(message, ExtrapolationWarning, stacklevel=3)
+    return found
+
+
+def open_filler(checkpoint: str | Path | Filler, device: str = "cpu") -> Filler:
+    return checkpoint if isinstance(checkpoint, Filler) else Filler.load(checkpoint, device)
+
+
+def fill_raster(
+    source: str | Path,
+    destination: str | Path,
+    checkpoint: str | Path | Filler,
+    window: int = DEFAULT_WINDOW,
+    margin: int | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    tags: dict[str, str] | None = None,
+) -> list[str]:
+    """Write ``destination``: ``source``'s single band filled (band 1) and its std (band 2).
+
+    The output keeps the input's CRS, transform and nodata (NaN when the input has
+    none), and holds the model's provenance, ``tags`` and the warnings in its tags.
+    Returns the extrapolation warnings.
+    """
+    source, destination = Path(source), Path(destination)
+    if not source.is_file():
+        raise FileNotFoundError(f"input raster {source} not found")
+    if destination.resolve() == source.resolve():
+        raise ValueError(f"output {destination} would overwrite the input: choose another path")
+    filler = open_filler(checkpoint, device)
+    try:
+        src = rasterio.open(source)
+    except RasterioError as error:
+        raise ValueError(f"{source}: cannot read as a raster ({error})") from error
+    with src:
+        if src.count != 1:
+            raise ValueError(f"{source} has {src.count} bands; fill takes a single-band raster")
+        if problem := crs_problem(src.crs):
+            raise ValueError(f"{source}: {problem}; assign one first (e.g. gdal_edit.py -a_srs)")
+        nodata = np.nan if src.nodata is None else float(src.nodata)
+        profile = {
+            "driver": "GTiff",
+            "width": src.width,
+            "height": src.height,
+            "count": 2,
+            "dtype": "float32",
+            "crs": src.crs,
+            "transform": src.transform,
+            "nodata": nodata,
+            "tiled": True,
+            "blockxsize": 256,
+            "blockysize": 256,
+            "compress": "deflate",
+            "BIGTIFF": "IF_SAFER",
+        }
+        try:
+            with rasterio.open(destination, "w", **profile) as dst:
+
+                def read(window: Window) -> np.ndarray:
+                    return filler.valid_values(src.read(1, window=window, masked=True))
+
+                def write(window: Window, mean: np.ndarray, std: np.ndarray) -> None:
+                    bands = np.stack([mean, std])
+                    bands[:, np.isnan(mean)] = nodata
+                    dst.write(bands.astype(np.float32), window=window)
+
+                found = fill_windows(
+                    (src.height, src.width), read, write, filler, window, margin, progress
+                )
+                for band, description in enumerate(BAND_DESCRIPTIONS, start=1):
+                    dst.set_band_description(band, description)
+                dst.update_tags(
+                    **filler.provenance(),
+                    **(tags or {}),
+                    **found.tags(),
+                    NPF_SOURCE=str(source.resolve()),
+                )
+        except BaseException:
+            destination.unlink(missing_ok=True)  # no half-written output
+            raise
+    return found.messages
+
+
+def read_points(path: str | Path) -> np.ndarray:
+    """(N, 3) x, y, value of a CSV with columns ``x``, ``y`` and ``value``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"points file {path} not found")
+    if path.suffix.lower() != ".csv":
+        raise ValueError(f"{path}: points must be a CSV with columns x, y, value")
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns = [name.strip().lower() for name in reader.fieldnames or []]
+        if missing := [name for name in ("x", "y", "value") if name not in columns]:
+            raise ValueError(f"{path}: missing columns {missing}; found {columns}")
+        rows = [{k.strip().lower(): v for k, v in row.items()} for row in reader]
+    try:
+        points = np.array([[float(r["x"]), float(r["y"]), float(r["value"])] for r in rows])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: non-numeric x, y or value ({error})") from error
+    points = points.reshape(-1, 3)
+    points = points[np.isfinite(points).all(axis=1)]
+    if not len(points):
+        raise ValueError(f"{path}: no point with finite x, y and value")
+    return points
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A raster's georeference."""
+
+    crs: CRS
+    transform: Affine
+    width: int
+    height: int
+
+    @classmethod
+    def like(cls, path: str | Path) -> Grid:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"reference raster {path} not found")
+        with rasterio.open(path) as ref:
+            if problem := crs_problem(ref.crs):
+                raise ValueError(f"{path}: {problem}")
+            return cls(ref.crs, ref.transform, ref.width, ref.height)
+
+    @classmethod
+    def from_bounds(
+        cls, bounds: tuple[float, float, float, float], resolution: float, crs: str | None
+    ) -> Grid:
+        xmin, ymin, xmax, ymax = bounds
+        if not (xmax > xmin and ymax > ymin and resolution > 0):
+            raise ValueError(f"need xmin < xmax, ymin < ymax and resolution > 0, got {bounds}")
+        if crs is None:
+            raise ValueError("a CSV carries no CRS: pass --crs (e.g. EPSG:32633)")
+        try:
+            parsed = CRS.from_user_input(crs)
+        except (CRSError, ValueError) as error:
+            raise ValueError(f"unknown CRS {crs!r} ({error})") from error
+        width = math.ceil((xmax - xmin) / resolution)
+        height = math.ceil((ymax - ymin) / resolution)
+        return cls(parsed, from_origin(xmin, ymax, resolution, resolution), width, height)
+
+
+def rasterise(points: np.ndarray, grid: Grid, path: Path, strip: int = DEFAULT_WINDOW) -> int:
+    """Write the mean of the points in each pixel to ``path`` (NaN elsewhere), strip by strip.
+
+    Returns how many points fall inside the grid; raises if none does.
+    """
+    inverse = ~grid.transform
+    col = np.floor(inverse.a * points[:, 0] + inverse.b * points[:, 1] + inverse.c)
+    row = np.floor(inverse.d * points[:, 0] + inverse.e * points[:, 1] + inverse.f)
+    inside = (col >= 0) & (col < grid.width) & (row >= 0) & (row < grid.height)
+    if not inside.any():
+        raise ValueError(f"none of the {len(points)} points falls inside the grid")
+    flat = row[inside].astype(np.int64) * grid.width + col[inside].astype(np.int64)
+    pixels, which = np.unique(flat, return_inverse=True)
+    means = np.bincount(which, points[inside, 2]) / np.bincount(which)
+    profile = {
+        "driver": "GTiff",
+        "width": grid.width,
+        "height": grid.height,
+        "count": 1,
+        "dtype": "float32",
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "nodata": np.nan,
+        "tiled": True,
+        "BIGTIFF": "IF_SAFER",
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        for top in range(0, grid.height, strip):
+            height = min(strip, grid.height - top)
+            lo, hi = np.searchsorted(pixels, [top * grid.width, (top + height) * grid.width])
+            band = np.full(height * grid.width, np.nan, dtype=np.float32)
+            band[pixels[lo:hi] - top * grid.width] = means[lo:hi]
+            dst.write(
+                band.reshape(1, height, grid.width), window=Window(0, top, grid.width, height)
+            )
+    return int(inside.sum())
+
+
+def grid_points(
+    points_path: str | Path,
+    destination: str | Path,
+    checkpoint: str | Path | Filler,
+    grid: Grid,
+    window: int = DEFAULT_WINDOW,
+    margin: int | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> list[str]:
+    """Grid scattered points: the mean of the points in a pixel is context, the rest predicted.
+
+    Writes the same two bands as :func:`fill_raster`; returns its warnings.
+    """
+    points = read_points(points_path)
+    filler = open_filler(checkpoint, device)
+    destination = Path(destination)
+    handle, name = tempfile.mkstemp(suffix=".tif", dir=destination.parent)
+    os.close(handle)
+    try:
+        inside = rasterise(points, grid, Path(name))
+        tags = {
+            "NPF_POINTS": str(Path(points_path).resolve()),
+            "NPF_POINTS_INSIDE": str(inside),
+            "NPF_POINTS_OUTSIDE": str(len(points) - inside),
+        }
+        found = fill_raster(name, destination, filler, window, margin, device, progress, tags)
+    finally:
+        Path(name).unlink(missing_ok=True)
+    return found
+
+
+def fill_dataarray(
+    data: xr.DataArray,
+    checkpoint: str | Path | Filler,
+    window: int = DEFAULT_WINDOW,
+    margin: int | None = None,
+    device: str = "cpu",
+    progress: bool = False,
+) -> xr.Dataset:
+    """Fill a 2-D DataArray (NaN = missing; a ``band`` of size 1 is dropped).
+
+    Returns a Dataset with ``mean`` and ``std`` on ``data``'s coordinates (a
+    rioxarray ``spatial_ref`` among them), ``data``'s attributes plus the model's
+    provenance and ``warnings``.
+    """
+    filler = open_filler(checkpoint, device)
+    if "band" in data.dims and data.sizes["band"] == 1:
+        data = data.isel(band=0)
+    if data.ndim != 2:
+        raise ValueError(f"expected a 2-D (y, x) DataArray, got dims {data.dims}")
+    values = filler.valid_values(np.ma.masked_invalid(data.values.astype(np.float64)))
+    mean = np.full(values.shape, np.nan)
+    std = np.full(values.shape, np.nan)
+
+    def write(w: Window, m: np.ndarray, s: np.ndarray) -> None:
+        mean[w.toslices()], std[w.toslices()] = m, s
+
+    found = fill_windows(
+        values.shape, lambda w: values[w.toslices()], write, filler, window, margin, progress
+    )
+    return xr.Dataset(
+        {"mean": (data.dims, mean), "std": (data.dims, std)},
+        coords=data.coords,
+        attrs={**data.attrs, **filler.provenance(), **found.tags()},
+    )
