@@ -8,9 +8,10 @@ papermill executed into the run folder) and writes ``book/results/RUN.ipynb``:
 * the notebook's generic first cell is replaced by ``book/results/RUN/page.md``
   (the page's label, title and introduction, written for the data set);
 * ``book/results/RUN/reading.md``, if present, is appended (what the numbers say);
-* code is hidden behind "show code" toggles (``hide-input``), the notebook's own
-  defaults cell is dropped (the injected parameters stay, hidden) and the
-  ``NBVAL`` markers for the test suite are taken out of view.
+* code is hidden behind "show code" toggles (``hide-input``); cells that print
+  nothing are left out of the page (``remove-cell``) except the injected
+  parameters, the notebook's own defaults cell is dropped, and the ``NBVAL``
+  markers for the test suite are taken out of view.
 
 Outputs are copied as they are: the page shows what the run computed.
 """
@@ -49,7 +50,8 @@ def build_page(run: str) -> Path:
             continue
         if cell.cell_type == "code":
             cell.source = clean_source(cell.source)
-            cell.metadata["tags"] = [*tags, "hide-input"]
+            shown = cell.outputs or "injected-parameters" in tags
+            cell.metadata["tags"] = [*tags, "hide-input" if shown else "remove-cell"]
         cells.append(cell)
     reading = run_dir / "reading.md"
     if reading.is_file():
