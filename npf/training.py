@@ -144,7 +144,7 @@ def _save_atomic(obj: Any, path: Path) -> None:
     try:
         torch.save(obj, tmp)
         os.replace(tmp, path)
-    except OSError as error:
+    except (OSError, RuntimeError) as error:  # a full disk surfaces as RuntimeError in torch
         tmp.unlink(missing_ok=True)
         raise OSError(
             f"could not write checkpoint {path}: {error}; free disk space or choose another "

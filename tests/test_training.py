@@ -1,5 +1,6 @@
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -177,3 +178,21 @@ def test_compiled_training_matches_eager(tiny_gp, tmp_path) -> None:
     ):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-3)
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-2)
+
+
+def test_full_disk_names_the_checkpoint_and_keeps_the_old_one(tiny_gp, tmp_path, monkeypatch):
+    config = TrainConfig(**EAGER, epochs=2, batch_size=64, device="cpu")
+    Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path).fit(progress=False, time_limit_s=0)
+    before = (tmp_path / "last.pt").read_bytes()
+
+    def full_disk(obj, path):
+        Path(path).write_bytes(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 512")
+
+    monkeypatch.setattr(training.torch, "save", full_disk)
+    with pytest.raises(
+        OSError, match=r"could not write checkpoint .*\.pt: .*unexpected pos.*free disk space"
+    ):
+        Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path).fit(progress=False)
+    assert (tmp_path / "last.pt").read_bytes() == before
+    assert not (tmp_path / "last.pt.tmp").exists()
