@@ -12,11 +12,13 @@ straight line of its own slope against n. The field is smooth random noise
 (white noise under a Gaussian filter of 4 px, unit variance) and the n observed
 pixels are drawn at random (seeded). Every method predicts every pixel:
 
-* ``convcnp-cpu`` / ``convcnp-cuda``: one forward pass of the report's
-  GridConvCNP (128 channels, 5 blocks, kernel 9) in eval mode; its cost does not
-  depend on the weights, so the model is untrained;
-* ``griddata-nearest`` / ``-linear`` / ``-cubic``: :func:`npf.baselines.interpolate`;
-* ``kriging-exact``: :func:`npf.kriging.ordinary_kriging` on the global
+Every method is a :class:`npf.predictors.Predictor` called on one raster:
+
+* ``convcnp-cpu`` / ``convcnp-cuda``: :class:`~npf.predictors.ConvCNP`, one
+  forward pass of the report's GridConvCNP (128 channels, 5 blocks, kernel 9)
+  in eval mode; its cost does not depend on the weights, so the model is untrained;
+* ``griddata-nearest`` / ``-linear`` / ``-cubic``: :class:`~npf.predictors.Interpolation`;
+* ``kriging-exact``: :class:`~npf.predictors.OrdinaryKriging` on the global
   system, the variogram fitted to the field's observations (fit included);
 * ``kriging-local32``: the same with the 32 nearest observations per pixel
   (PyKrige's moving window), fit included.
@@ -61,9 +63,10 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from npf import REPO_ROOT, provenance
-from npf.baselines import BASELINES, interpolate
-from npf.kriging import ordinary_kriging
+from npf.baselines import BASELINES
 from npf.model import GridConvCNP
+from npf.predictors import ConvCNP, Interpolation, OrdinaryKriging, Prediction, Predictor, Tasks
+from npf.scaling import ValueScaling
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 BOOK = REPO_ROOT / "book" / "beyond"
@@ -76,17 +79,21 @@ MAX_REPEATS = 3
 
 @dataclass(frozen=True)
 class Method:
-    """A predictor of one field, with the models the skip rules use.
+    """A predictor, named for the benchmark, with the models the skip rules use.
 
     ``cost(n, pixels)`` is relative work (only ratios matter);
     ``memory(n, pixels)`` the estimated peak bytes.
     """
 
     name: str
-    run: Callable[[np.ndarray, np.ndarray], Any]
+    predictor: Predictor
     cost: Callable[[int, int], float]
     memory: Callable[[int, int], float]
     cost_model: str
+
+    def run(self, field: np.ndarray, context: np.ndarray) -> Prediction:
+        """Predict every pixel of ``field`` from its ``context`` pixels."""
+        return self.predictor.predict(Tasks.of_raster(field, context))
 
 
 def smooth_field(side: int, rng: np.random.Generator) -> np.ndarray:
@@ -98,18 +105,9 @@ def smooth_field(side: int, rng: np.random.Generator) -> np.ndarray:
 def convcnp_method(device: str) -> Method:
     torch.manual_seed(0)
     model = GridConvCNP(1).to(device).eval()
-
-    @torch.no_grad()
-    def run(field: np.ndarray, context: np.ndarray) -> None:
-        y = torch.as_tensor(field, dtype=torch.float32, device=device)[None, None]
-        mask = torch.as_tensor(context, device=device)[None, None]
-        model(y, mask)
-        if device == "cuda":
-            torch.cuda.synchronize()
-
     return Method(
         f"convcnp-{device}",
-        run,
+        ConvCNP(model, ValueScaling(), device=device),  # returns to the CPU: synchronised
         cost=lambda n, pixels: pixels,
         memory=lambda n, pixels: 4e3 * pixels,  # measured: about 4 GB at 1024 x 1024 on CPU
         cost_model="pixels",
@@ -119,7 +117,7 @@ def convcnp_method(device: str) -> Method:
 def griddata_method(kind: str) -> Method:
     return Method(
         f"griddata-{kind}",
-        lambda field, context: interpolate(field, context, kind),
+        Interpolation(kind),
         cost=lambda n, pixels: pixels + n * math.log2(n),
         memory=lambda n, pixels: 200.0 * pixels + 1e3 * n,
         cost_model="pixels + n log n",
@@ -130,7 +128,7 @@ def kriging_methods() -> list[Method]:
     return [
         Method(
             "kriging-exact",
-            lambda field, context: ordinary_kriging(field, context),
+            OrdinaryKriging(),
             cost=lambda n, pixels: n**3 / 3 + pixels * n**2,
             # the (n, n) covariance and its factor, plus a chunk of 4096 targets
             memory=lambda n, pixels: 8.0 * (2 * n**2 + 3 * 4096 * n),
@@ -138,7 +136,7 @@ def kriging_methods() -> list[Method]:
         ),
         Method(
             f"kriging-local{NEIGHBOURS}",
-            lambda field, context: ordinary_kriging(field, context, n_closest=NEIGHBOURS),
+            OrdinaryKriging(NEIGHBOURS),
             cost=lambda n, pixels: n**2 + pixels * NEIGHBOURS**3,
             # PyKrige builds every pairwise distance and the full (n+1)^2 matrix
             memory=lambda n, pixels: 33.0 * n**2 + 500.0 * pixels,

@@ -2,8 +2,12 @@
 
 Data flow, one module per step: ``npf.data`` (rasters and validity masks) ->
 ``npf.tasks`` (context / target masks) -> ``npf.model`` (ConvCNP) trained by
-``npf.training`` -> ``npf.predict`` (predictions of every method as xarray) ->
-``npf.metrics`` / ``npf.report`` (scores, tables) and ``npf.plots`` (figures).
+``npf.training`` -> ``npf.predictors`` (ConvCNP, interpolation, kriging, the GP
+oracle behind one interface) -> ``npf.predict`` (their predictions as xarray) ->
+``npf.scoring`` (per-image scores, summaries, calibration) and ``npf.evaluation``
+(a sweep of context sizes); ``npf.raster`` fills a user's GeoTIFF. The study's
+harness (runs, figures, tables, targets) is ``npf.study``, which the library
+never imports.
 """
 
 from pathlib import Path

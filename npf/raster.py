@@ -25,7 +25,6 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import rasterio
@@ -41,14 +40,11 @@ from tqdm.auto import tqdm
 from npf import __version__
 from npf.data.tiling import crs_problem, decode
 from npf.model import DepthwiseSeparableConv2d, GridConvCNP
-from npf.predict import convcnp_predict
+from npf.predictors import ConvCNP, convcnp_predict
 from npf.scaling import ValueScaling
-from npf.training import load_model, resolve_device
 
 #: side of the tiles the DEM model was trained on (px)
 TRAINING_TILE = 64
-#: largest context share sampled in training when the checkpoint does not say
-DEFAULT_MAX_CONTEXT = 0.3
 #: |value - window mean| / scale beyond which a value is far outside training: 99 % of
 #: the DEM training tiles stay below 10 (the largest reaches 16)
 FAR_VALUE_SCALES = 10.0
@@ -71,13 +67,10 @@ def receptive_radius(model: GridConvCNP) -> int:
 
 @dataclass
 class Filler:
-    """A checkpoint ready to fill single-band rasters."""
+    """A single-band ConvCNP ready to fill rasters."""
 
-    model: GridConvCNP
-    scaling: ValueScaling
-    checkpoint: dict[str, Any]
+    convcnp: ConvCNP
     path: Path
-    device: str = "cpu"
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> Filler:
@@ -85,31 +78,29 @@ class Filler:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint {path} not found")
-        model, scaling, checkpoint = load_model(path, device)
-        if model.y_channels != 1:
+        convcnp = ConvCNP.load(path, device)
+        if convcnp.model.y_channels != 1:
             raise ValueError(
-                f"checkpoint {path} predicts {model.y_channels}-channel rasters (data set "
-                f"{checkpoint.get('dataset')!r}); filling needs a single-band (e.g. DEM) model"
+                f"checkpoint {path} predicts {convcnp.model.y_channels}-channel rasters (data set "
+                f"{convcnp.dataset!r}); filling needs a single-band (e.g. DEM) model"
             )
-        return cls(model, scaling, checkpoint, path, str(resolve_device(device)))
+        return cls(convcnp, path)
 
     @property
     def is_dem(self) -> bool:
         """DEM checkpoints also treat elevations outside -500..9000 m as voids."""
-        return self.checkpoint.get("dataset") == "tfasr"
+        return self.convcnp.dataset == "tfasr"
 
     @property
-    def max_context(self) -> float:
-        return float(
-            self.checkpoint.get("train_config", {}).get("max_context", DEFAULT_MAX_CONTEXT)
-        )
+    def scaling(self) -> ValueScaling:
+        return self.convcnp.scaling
 
     def provenance(self) -> dict[str, str]:
         """Where the predictions come from, as GeoTIFF tags / attributes."""
         return {
             "NPF_CHECKPOINT": str(self.path.resolve()),
-            "NPF_DATASET": str(self.checkpoint.get("dataset")),
-            "NPF_EPOCH": str(self.checkpoint.get("epoch")),
+            "NPF_DATASET": str(self.convcnp.dataset),
+            "NPF_EPOCH": str(self.convcnp.checkpoint.get("epoch")),
             "NPF_VERSION": __version__,
         }
 
@@ -126,7 +117,8 @@ class Filler:
         context = np.isfinite(values)
         y = torch.from_numpy(np.where(context, values, 0.0).astype(np.float32))[None, None]
         mask = torch.from_numpy(context)[None, None]
-        mean, std = convcnp_predict(self.model, self.scaling, y, mask, device=self.device)
+        convcnp = self.convcnp
+        mean, std = convcnp_predict(convcnp.model, convcnp.scaling, y, mask, device=convcnp.device)
         mean, std = mean[0, 0].double().numpy(), std[0, 0].double().numpy()
         return np.where(context, values, mean), np.where(context, 0.0, std)
 
@@ -163,7 +155,7 @@ class Extrapolation:
             found.append(
                 f"context density up to {self.max_density:.0%} in {self.dense_windows} of "
                 f"{self.windows} windows (raster: {self.observed / self.pixels:.0%}); the model "
-                f"was trained on at most {filler.max_context:.0%}"
+                f"was trained on at most {filler.convcnp.max_context:.0%}"
             )
         if self.far_values:
             found.append(
@@ -199,7 +191,7 @@ def check_window(filler: Filler, window: int, margin: int | None) -> int:
     """The margin to use: at least the receptive field and half a training tile."""
     if window < 1:
         raise ValueError(f"window must be a positive number of pixels, got {window}")
-    needed = max(receptive_radius(filler.model), TRAINING_TILE // 2)
+    needed = max(receptive_radius(filler.convcnp.model), TRAINING_TILE // 2)
     if margin is None:
         return needed
     if margin < needed:
@@ -245,7 +237,7 @@ def fill_windows(
             write(centre, empty, empty)
             continue
         density = float(valid.mean())
-        if density > filler.max_context:
+        if density > filler.convcnp.max_context:
             found.dense_windows += 1
             found.max_density = max(found.max_density, density)
         shift = values[valid].mean() if filler.scaling.center_on_context else 0.0

@@ -39,7 +39,6 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from npf import REPO_ROOT
 from npf.acceleration import serve_cpu_tensors_from_heap
 from npf.data.base import GridDataset, Splits
 from npf.loss import gaussian_nll
@@ -110,11 +109,6 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def default_run_dir(dataset: str) -> Path:
-    """``runs/<dataset>`` in the repository."""
-    return REPO_ROOT / "runs" / dataset
 
 
 def build_model(y_channels: int, seed: int = 0, **model_kwargs: Any) -> GridConvCNP:

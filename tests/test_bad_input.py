@@ -11,7 +11,7 @@ import torch
 from npf.baselines import interpolate
 from npf.kriging import empirical_variogram, ordinary_kriging, simple_kriging
 from npf.model import GridConvCNP
-from npf.predict import convcnp_predict
+from npf.predictors import convcnp_predict
 from npf.scaling import ValueScaling
 
 

@@ -165,16 +165,18 @@ def test_prepare_then_load_masks_nodata_and_scales_from_train(scenes: Path, tmp_
     pool, test = load(data_dir)
     assert len(pool) == 40 and len(test) == 4
     assert pool.shape == (1, 16, 16) and pool.units == "m"
-    assert set(pool.meta["scene"]) == {"alps", "geo"} and set(test.meta["scene"]) == {"andes"}
+    assert set(pool.labels["scene"]) == {"alps", "geo"} and set(test.labels["scene"]) == {"andes"}
     # the single nodata pixel of alps is invalid (NaN), never a value
-    hole = (pool.meta["scene"] == "alps") & (pool.meta["row"] == 16) & (pool.meta["col"] == 16)
+    hole = (
+        (pool.labels["scene"] == "alps") & (pool.labels["row"] == 16) & (pool.labels["col"] == 16)
+    )
     (index,) = np.flatnonzero(hole)
     assert not pool.valid[index, 0, 4, 4] and pool.values[index, 0, 4, 4].isnan()
     assert pool.valid.sum() == 40 * 256 - 3  # the pixel lies in 3 kept windows
-    geo = pool.meta["scene"] == "geo"
-    np.testing.assert_allclose(pool.meta["pixel_width_m"][geo], 80.4, atol=0.2)  # 3" at 30 S
-    np.testing.assert_allclose(pool.meta["pixel_height_m"][geo], 92.4, atol=0.2)
-    np.testing.assert_allclose(pool.meta["resolution_m"][~geo], 30.0, rtol=1e-3)
+    geo = pool.labels["scene"] == "geo"
+    np.testing.assert_allclose(pool.labels["pixel_width_m"][geo], 80.4, atol=0.2)  # 3" at 30 S
+    np.testing.assert_allclose(pool.labels["pixel_height_m"][geo], 92.4, atol=0.2)
+    np.testing.assert_allclose(pool.pixel_size_m[~geo], 30.0, rtol=1e-3)
     # the scale is the median within-tile std of the *training* tiles only
     stds = np.nanstd(pool.values[:, 0].numpy(), axis=(1, 2))
     assert pool.scaling.scale == pytest.approx(np.median(stds), rel=1e-4)
@@ -229,7 +231,7 @@ def test_prepare_replaces_own_output_but_never_foreign_tiles(scenes: Path, tmp_p
     prepare_small(scenes, data_dir)
     prepare(scenes, data_dir, test_scenes=["geo"], train_stride=16, rules=SMALL)
     pool, test = load(data_dir)
-    assert set(test.meta["scene"]) == {"geo"} and len(pool) == 11 + 4
+    assert set(test.labels["scene"]) == {"geo"} and len(pool) == 11 + 4
     assert not (data_dir / "tfasr.partial").exists() and not (data_dir / "tfasr.old").exists()
     foreign = tmp_path / "real"
     (foreign / "tfasr" / "train").mkdir(parents=True)

@@ -37,11 +37,11 @@ def test_prepare_lays_out_2750_and_load_splits_disjointly(source: Path, tmp_path
     pool, test = load(data_dir, n_test=3)
     assert (len(pool), len(test)) == (9, 3)
     assert pool.shape == (3, 64, 64) and 0.0 <= pool.values.min() and pool.values.max() <= 1.0
-    assert not set(pool.meta["path"]) & set(test.meta["path"])
+    assert not set(pool.labels["path"]) & set(test.labels["path"])
     again = load(data_dir, seed=5, n_test=3)[1]
-    assert list(again.meta["path"]) == list(test.meta["path"])  # fixed by split_seed only
+    assert list(again.labels["path"]) == list(test.labels["path"])  # fixed by split_seed only
     other = load(data_dir, n_test=3, split_seed=1)[1]
-    assert list(other.meta["path"]) != list(test.meta["path"])
+    assert list(other.labels["path"]) != list(test.labels["path"])
     river = load_splits("eurosat", data_dir, val_fraction=1 / 3, eurosat_class="River", n_test=1)
     assert river.sizes() == {"train": 2, "val": 1, "test": 1}
 
@@ -50,7 +50,7 @@ def test_pixels_match_the_jpeg(source: Path, tmp_path: Path) -> None:
     prepare(source, tmp_path)
     pool, test = load(tmp_path, n_test=3)
     images = np.concatenate([pool.values.numpy(), test.values.numpy()])
-    paths = [*pool.meta["path"], *test.meta["path"]]
+    paths = [*pool.labels["path"], *test.labels["path"]]
     image = images[paths.index("eurosat/2750/Industrial/Industrial_7.jpg")]
     expected = np.asarray(Image.open(source / "Industrial" / "Industrial_7.jpg")) / 255.0
     np.testing.assert_allclose(image.transpose(1, 2, 0), expected, atol=1e-6)

@@ -41,7 +41,7 @@ def test_load_resizes_to_32_in_unit_range(data_dir: Path) -> None:
     assert train.shape == (1, 32, 32) and bool(train.valid.all())
     assert 0.0 <= train.values.min() and train.values.max() <= 1.0
     assert np.allclose(train.values[0].numpy(), 1.0)
-    np.testing.assert_array_equal(test.meta["label"], [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(test.labels["label"], [0, 1, 2, 3, 4])
     splits = load_splits("fashionmnist", data_dir, val_fraction=0.25)
     assert splits.sizes() == {"train": 9, "val": 3, "test": 5}
 

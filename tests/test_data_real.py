@@ -18,9 +18,9 @@ def test_fashionmnist_official_archives_and_counts(shared_data: Path, tmp_path: 
     splits = load_splits("fashionmnist", tmp_path)
     assert splits.sizes() == {"train": 54_000, "val": 6_000, "test": 10_000}
     assert splits.train.shape == (1, 32, 32)
-    pool_labels = np.concatenate([splits.train.meta["label"], splits.val.meta["label"]])
+    pool_labels = np.concatenate([splits.train.labels["label"], splits.val.labels["label"]])
     assert np.bincount(pool_labels).tolist() == [6_000] * 10
-    assert splits.test.meta["label"][:5].tolist() == [9, 2, 1, 1, 6]
+    assert splits.test.labels["label"][:5].tolist() == [9, 2, 1, 1, 6]
 
 
 def test_eurosat_industrial_disjoint_split(shared_data: Path, tmp_path: Path) -> None:
@@ -28,7 +28,7 @@ def test_eurosat_industrial_disjoint_split(shared_data: Path, tmp_path: Path) ->
     splits = load_splits("eurosat", tmp_path)
     assert splits.sizes() == {"train": 1_800, "val": 200, "test": 500}
     assert splits.test.shape == (3, 64, 64)
-    paths = [set(part.meta["path"]) for part in (splits.train, splits.val, splits.test)]
+    paths = [set(part.labels["path"]) for part in (splits.train, splits.val, splits.test)]
     assert len(set.union(*paths)) == 2_500
 
 
@@ -61,16 +61,16 @@ def test_dem_tiles_of_two_real_scenes(shared_data: Path, tmp_path: Path) -> None
         for col in range(0, elevation.shape[1] - 63, 64)
         if valid[row : row + 64, col : col + 64].mean() >= 0.95
     ]
-    assert list(zip(test.meta["row"], test.meta["col"], strict=True)) == windows
+    assert list(zip(test.labels["row"], test.labels["col"], strict=True)) == windows
     for k, (row, col) in enumerate(windows):
         np.testing.assert_array_equal(
             test.values[k, 0].numpy(), elevation[row : row + 64, col : col + 64]
         )
-    np.testing.assert_allclose(test.meta["resolution_m"], 88.81, atol=0.1)
+    np.testing.assert_allclose(test.pixel_size_m, 88.81, atol=0.1)
     train = splits.train
-    assert set(train.meta["scene"]) == {"srtm_oetztal"} and train.shape == (1, 64, 64)
-    np.testing.assert_allclose(train.meta["pixel_height_m"], 92.6, atol=0.1)  # 3" at ~47 N
-    width = train.meta["pixel_width_m"]  # 3" of longitude shrinks towards the north
+    assert set(train.labels["scene"]) == {"srtm_oetztal"} and train.shape == (1, 64, 64)
+    np.testing.assert_allclose(train.labels["pixel_height_m"], 92.6, atol=0.1)  # 3" at ~47 N
+    width = train.labels["pixel_width_m"]  # 3" of longitude shrinks towards the north
     assert np.all((63.3 < width) & (width < 63.8))
-    assert np.corrcoef(train.meta["lat"], width)[0, 1] < -0.99
+    assert np.corrcoef(train.labels["lat"], width)[0, 1] < -0.99
     assert train.scaling.center_on_context and train.units == "m"

@@ -75,7 +75,7 @@ def test_fit_recovers_a_known_gaussian_field() -> None:
         ranges.append(gaussian.range / (RBF_TO_GAUSSIAN_RANGE * length_scale))
         sills.append(gaussian.sill)
         mean, _, _ = ordinary_kriging(values, context)
-        oracle, _ = simple_kriging(values, context, "rbf", length_scale, fields.meta["noise_std"])
+        oracle, _ = simple_kriging(values, context, "rbf", length_scale, fields.truth.noise_std)
         rmse_ratios.append(rmse(mean, values, ~context) / rmse(oracle, values, ~context))
     # single realisations scatter (a field's own variance is not 1): medians over 8 fields
     assert abs(np.median(ranges) - 1) < 0.15

@@ -1,4 +1,4 @@
-"""Notebook parameters: the checks of npf.parameters, and papermill runs that stop at them."""
+"""Notebook parameters: the checks of npf.study.parameters, and papermill runs that stop at them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from npf import REPO_ROOT
-from npf.parameters import (
+from npf.study.parameters import (
     EVALUATE_PARAMETERS,
     TRAIN_PARAMETERS,
     NotebookParameters,

@@ -18,7 +18,7 @@ def test_gp_splits_are_seeded_and_disjoint() -> None:
     assert a.sizes() == {"train": 45, "val": 5, "test": 10}
     rows = {tuple(v.flatten().tolist()) for v in torch.cat([a.train.values, a.val.values])}
     assert len(rows) == 50  # the validation fields are not training fields
-    assert a.train.meta["length_scale"].shape == (45,)
+    assert a.train.truth.length_scale.shape == (45,)
 
 
 def test_nan_pixels_become_invalid() -> None:

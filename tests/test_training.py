@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from npf import training
-from npf.predict import predict, score_predictions
+from npf.predict import predict
+from npf.predictors import ConvCNP
+from npf.scoring import score_images, summarise_scores
 from npf.training import TrainConfig, Trainer, build_model, load_model
 
 #: quick and exact settings for tests; the compiled bf16 default has tests of its own
@@ -20,8 +22,8 @@ def test_short_fit_beats_constant_mean(tiny_gp, tmp_path) -> None:
     config = TrainConfig(**EAGER, epochs=6, batch_size=16, optimizer="adam", lr=3e-3, device="cpu")
     history = Trainer(model, tiny_gp, config, tmp_path).fit(progress=False)
     assert history.epochs[-1]["val_loss"] < history.epochs[0]["val_loss"]
-    trained, _, _ = load_model(tmp_path / "best.pt")
-    results = score_predictions(predict(trained, tiny_gp.test, baselines=(), progress=False))
+    trained = ConvCNP.load(tmp_path / "best.pt")
+    results = summarise_scores(score_images(predict([trained], tiny_gp.test, progress=False)))
     # The constant-mean predictor of a zero-mean unit-variance field has RMSE ~ 1
     # and, as N(0, var), an NLL per pixel of 0.5 log(2 pi e var) ~ 1.42.
     truth = tiny_gp.test.values.numpy()

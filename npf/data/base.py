@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 import torch
+from scipy.optimize import brentq
 
+from npf.kernels import get_kernel
 from npf.scaling import ValueScaling
 
 
@@ -27,6 +29,41 @@ class BatchSource(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class GaussianFieldTruth:
+    """The law a set of fields was drawn from, known exactly (synthetic data).
+
+    Each field is a zero-mean Gaussian process of unit variance with covariance
+    ``kernel`` and its own ``length_scale`` (pixels), plus white noise of std
+    ``noise_std``; the exact posterior (the oracle) follows from it.
+    """
+
+    kernel: str
+    length_scale: np.ndarray  # per image
+    noise_std: float
+
+    def __post_init__(self) -> None:
+        get_kernel(self.kernel)  # unknown names fail here, with the valid ones
+        object.__setattr__(self, "length_scale", np.asarray(self.length_scale, dtype=np.float64))
+
+    @property
+    def sill(self) -> float:
+        """Variance of an observation: the field's 1 plus the noise's."""
+        return 1.0 + self.noise_std**2
+
+    def subset(self, index: np.ndarray) -> GaussianFieldTruth:
+        return GaussianFieldTruth(self.kernel, self.length_scale[index], self.noise_std)
+
+    def correlation_distance(self, level: float = 0.05) -> np.ndarray:
+        """Per image, the distance (px) at which the correlation falls to ``level``.
+
+        For the three variogram models of PyKrige this is what their range means.
+        """
+        kernel = get_kernel(self.kernel)
+        unit = brentq(lambda d: float(kernel(np.array(d), 1.0)) - level, 1e-9, 100.0)
+        return unit * self.length_scale
+
+
 @dataclass
 class GridDataset:
     """N rasters of C channels on an H x W grid, with a per-pixel validity mask.
@@ -38,8 +75,10 @@ class GridDataset:
         valid: bool (N, 1, H, W); false for nodata, NaN or masked pixels.
         scaling: how values are scaled for the model.
         units: physical unit of the values (e.g. "m" or "intensity").
-        meta: per-image arrays of length N (e.g. ``scene``, ``resolution_m``,
-            ``length_scale``) and scalars describing the set.
+        labels: per-image arrays of length N (e.g. ``scene``, ``path``, ``label``).
+        pixel_size_m: per image, the ground size of a pixel in metres
+            (elevation models), or ``None``.
+        truth: the exact law of the values when it is known (``gp``), or ``None``.
         source: if set, training draws new rasters from it for every batch
             instead of cycling over ``values`` (whose length still sets the
             epoch's number of rasters).
@@ -50,7 +89,9 @@ class GridDataset:
     valid: torch.Tensor
     scaling: ValueScaling = field(default_factory=ValueScaling)
     units: str = "intensity"
-    meta: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, np.ndarray] = field(default_factory=dict)
+    pixel_size_m: np.ndarray | None = None
+    truth: GaussianFieldTruth | None = None
     source: BatchSource | None = None
 
     def __post_init__(self) -> None:
@@ -62,6 +103,15 @@ class GridDataset:
                 f"valid must be bool (N, 1, H, W) = {(n, 1, h, w)}, got "
                 f"{self.valid.dtype} {tuple(self.valid.shape)}"
             )
+        self.labels = {key: np.asarray(value) for key, value in self.labels.items()}
+        if self.pixel_size_m is not None:
+            self.pixel_size_m = np.asarray(self.pixel_size_m, dtype=np.float64)
+        per_image = {**self.labels, "pixel_size_m": self.pixel_size_m}
+        if self.truth is not None:
+            per_image["truth.length_scale"] = self.truth.length_scale
+        for key, value in per_image.items():
+            if value is not None and len(value) != n:
+                raise ValueError(f"{key} has {len(value)} entries for {n} images")
         finite = torch.isfinite(self.values).all(dim=1, keepdim=True)
         self.valid = self.valid & finite
         self.values = self.values.masked_fill(~self.valid.expand_as(self.values), float("nan"))
@@ -79,33 +129,16 @@ class GridDataset:
         return tuple(self.values.shape[1:])  # type: ignore[return-value]
 
     def subset(self, indices: np.ndarray | torch.Tensor | list[int]) -> GridDataset:
-        """The rasters at ``indices``, per-image metadata included."""
-        index = torch.as_tensor(np.asarray(indices), dtype=torch.long)
-        meta = {
-            key: (_take(value, index) if _is_per_image(value, len(self)) else value)
-            for key, value in self.meta.items()
-        }
-        return GridDataset(
-            self.name,
-            self.values[index],
-            self.valid[index],
-            self.scaling,
-            self.units,
-            meta,
-            self.source,
+        """The rasters at ``indices``, with their labels, pixel sizes and truth."""
+        index = np.asarray(indices, dtype=np.int64)
+        return replace(
+            self,
+            values=self.values[torch.from_numpy(index)],
+            valid=self.valid[torch.from_numpy(index)],
+            labels={key: value[index] for key, value in self.labels.items()},
+            pixel_size_m=None if self.pixel_size_m is None else self.pixel_size_m[index],
+            truth=None if self.truth is None else self.truth.subset(index),
         )
-
-
-def _is_per_image(value: Any, n: int) -> bool:
-    return isinstance(value, (np.ndarray, torch.Tensor, list)) and len(value) == n
-
-
-def _take(value: Any, index: torch.Tensor) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value[index]
-    if isinstance(value, np.ndarray):
-        return value[index.numpy()]
-    return [value[i] for i in index.tolist()]
 
 
 @dataclass

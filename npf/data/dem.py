@@ -233,8 +233,9 @@ def within_tile_scale(elevation: np.ndarray) -> float:
     return float(np.median(np.nanstd(elevation, axis=(1, 2))))
 
 
-def to_dataset(tiles: Tiles, scaling: ValueScaling, source: str) -> GridDataset:
-    elevation, meta = tiles
+def to_dataset(tiles: Tiles, scaling: ValueScaling) -> GridDataset:
+    """Tiles as a data set in metres, each with its scene, position and ground pixel size."""
+    elevation, labels = tiles
     values = torch.from_numpy(np.ascontiguousarray(elevation[:, None], dtype=np.float32))
     return GridDataset(
         name=DIRNAME,
@@ -242,11 +243,8 @@ def to_dataset(tiles: Tiles, scaling: ValueScaling, source: str) -> GridDataset:
         valid=torch.isfinite(values),
         scaling=scaling,
         units="m",
-        meta={
-            **meta,
-            "source": source,
-            "scale_rule": "median over training tiles of the within-tile std of elevation",
-        },
+        labels={key: value for key, value in labels.items() if key != "resolution_m"},
+        pixel_size_m=labels["resolution_m"],
     )
 
 
@@ -264,10 +262,10 @@ def holdout(pool: GridDataset, fraction: float, seed: int) -> tuple[GridDataset,
     Tiles of unknown position (``row`` = -1, e.g. the original TfaSR tiles) fall
     back to a seeded random hold-out.
     """
-    rows, cols = np.asarray(pool.meta["row"]), np.asarray(pool.meta["col"])
+    rows, cols = pool.labels["row"], pool.labels["col"]
     if (rows < 0).any():
         return holdout_split(pool, fraction, seed)
-    scenes = np.asarray(pool.meta["scene"])
+    scenes = pool.labels["scene"]
     blocks = np.char.add(
         np.char.add(scenes.astype(str), ":"),
         np.char.add((rows // HOLDOUT_BLOCK).astype(str), (cols // HOLDOUT_BLOCK).astype(str)),
@@ -292,9 +290,9 @@ def holdout(pool: GridDataset, fraction: float, seed: int) -> tuple[GridDataset,
 def load(data_dir: Path, seed: int = 0) -> tuple[GridDataset, GridDataset]:
     """Training pool (``train/``) and test set (``test/``); ``seed`` is unused (fixed split)."""
     del seed
-    splits, source = read_splits(tfasr_dir(data_dir))
+    splits, _ = read_splits(tfasr_dir(data_dir))
     scaling = ValueScaling(within_tile_scale(splits["train"][0]), center_on_context=True)
-    return tuple(to_dataset(splits[split], scaling, source) for split in SPLITS)  # type: ignore[return-value]
+    return tuple(to_dataset(splits[split], scaling) for split in SPLITS)  # type: ignore[return-value]
 
 
 def prepare(

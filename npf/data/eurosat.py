@@ -125,11 +125,7 @@ def load(
         values=values.contiguous(),
         valid=torch.ones(len(values), 1, *IMAGE_SHAPE, dtype=torch.bool),
         units="intensity",
-        meta={
-            "path": np.array([p.relative_to(Path(data_dir)).as_posix() for p in paths]),
-            "eurosat_class": eurosat_class,
-            "split_seed": split_seed,
-        },
+        labels={"path": np.array([p.relative_to(Path(data_dir)).as_posix() for p in paths])},
     )
     test = pick_test_indices(len(paths), n_test, split_seed)
     pool = np.setdiff1d(np.arange(len(paths)), test)

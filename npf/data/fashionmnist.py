@@ -138,7 +138,7 @@ def to_dataset(images: np.ndarray, labels: np.ndarray, size: int) -> GridDataset
         values=values,
         valid=torch.ones(len(values), 1, size, size, dtype=torch.bool),
         units="intensity",
-        meta={"label": labels.astype(np.int64), "class_names": CLASS_NAMES},
+        labels={"label": labels.astype(np.int64)},
     )
 
 

@@ -4,7 +4,7 @@ Each raster is a draw of a zero-mean, unit-variance stationary Gaussian process
 on an H x W pixel grid (RBF or Matern-5/2 covariance) plus white observation
 noise. Length scales (in pixels) are drawn per raster from ``n_length_scales``
 evenly spaced values in ``length_scale_range``; the true kernel, length scale
-and noise are kept in ``meta`` so that the exact GP posterior (simple kriging,
+and noise are kept as the data set's ``truth`` so that the exact GP posterior (simple kriging,
 the Bayes-optimal predictor) can be computed as an oracle.
 
 Fields cost nothing to draw, so training need not cycle over a fixed pool: with
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from npf.data.base import GridDataset
+from npf.data.base import GaussianFieldTruth, GridDataset
 from npf.kernels import covariance, get_kernel, grid_points
 
 JITTER = 1e-6
@@ -59,11 +59,7 @@ def generate(
         values=values,
         valid=torch.ones(n, 1, size, size, dtype=torch.bool),
         units="field value",
-        meta={
-            "length_scale": length_scales,
-            "kernel": kernel,
-            "noise_std": noise_std,
-        },
+        truth=GaussianFieldTruth(kernel, length_scales, noise_std),
     )
 
 

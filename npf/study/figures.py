@@ -1,4 +1,5 @@
-"""Figures of the study: training curves and the prediction figure (context, predictions, truth).
+"""Figures of the study: training curves, the prediction figure (context, predictions,
+truth), and the evaluation's sweep, calibration, slope and variogram figures.
 
 Sized for the book's page: the image grids and the metric sweep are
 :data:`PAGE_WIDTH` inches wide and their text is at least :data:`SMALL` points,
@@ -18,6 +19,8 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from npf.data.base import GaussianFieldTruth
+from npf.study.tables import METRIC_LABELS, UNIT_METRICS
 from npf.training import History
 
 #: one colour per method in every figure (Okabe-Ito, distinguishable with colour-blindness);
@@ -102,7 +105,7 @@ def prediction_rows(predictions: xr.Dataset) -> list[Row]:
     """Context, each predictor's mean (and std when it has one), truth.
 
     Predictors in the order of :data:`METHOD_COLOURS`, others after them: with
-    predictions of :func:`npf.predict.predict` the report's seven rows, plus the
+    ConvCNP and the three interpolations the report's seven rows, plus the
     oracle's mean and std on ``gp``.
     """
     order = list(METHOD_COLOURS)
@@ -112,7 +115,7 @@ def prediction_rows(predictions: xr.Dataset) -> list[Row]:
     )
     rows: list[Row] = [("context", "context", "")]
     for predictor in predictors:
-        if np.isfinite(predictions["std"].sel(predictor=predictor).values).any():
+        if predictions["probabilistic"].sel(predictor=predictor):
             rows += [
                 (f"{predictor} mean", "mean", predictor),
                 (f"{predictor} std", "std", predictor),
@@ -122,25 +125,34 @@ def prediction_rows(predictions: xr.Dataset) -> list[Row]:
     return [*rows, ("truth", "truth", "")]
 
 
-def plot_seven_rows(
+def error_rows(predictions: xr.Dataset, predictors: Sequence[str]) -> list[Row]:
+    """Context, truth, then per predictor its mean, absolute error and (when it
+    has one) std."""
+    rows: list[Row] = [("context", "context", ""), ("truth", "truth", "")]
+    for predictor in predictors:
+        rows += [
+            (f"{predictor} mean", "mean", predictor),
+            (f"{predictor} |error|", "error", predictor),
+        ]
+        if predictions["probabilistic"].sel(predictor=predictor):
+            rows.append((f"{predictor} std", "std", predictor))
+    return rows
+
+
+def plot_predictions(
     predictions: xr.Dataset,
     images: Sequence[int] | None = None,
+    rows: Sequence[Row] | None = None,
     cmap: str | None = None,
-    std_cmap: str = "magma",
 ) -> Figure:
-    """The report's figure: context, ConvCNP mean and std, nearest, linear, cubic, truth.
-
-    Rows from :func:`prediction_rows` (the oracle's mean and std too when
-    present); one column per test image (``images`` are positions along the
-    ``image`` dimension; default: the first :data:`MAX_COLUMNS`). See
-    :func:`plot_image_grid` for colour scales and colour bars.
+    """One column per test image (``images``: ids; default the first
+    :data:`MAX_COLUMNS`), rows from :func:`prediction_rows` unless given (e.g.
+    :func:`error_rows`); with the default rows, the report's seven-row figure.
+    See :func:`plot_image_grid` for colour scales and colour bars.
     """
-    positions = (
-        list(range(min(MAX_COLUMNS, predictions.sizes["image"]))) if images is None else images
-    )
-    return plot_image_grid(
-        predictions.isel(image=list(positions)), prediction_rows(predictions), cmap, std_cmap
-    )
+    ids = list(predictions["image"].values[:MAX_COLUMNS]) if images is None else list(images)
+    rows = prediction_rows(predictions) if rows is None else rows
+    return plot_image_grid(predictions.sel(image=ids), rows, cmap)
 
 
 def _spread(sample: xr.Dataset, kind: str, predictor: str) -> np.ndarray:
@@ -248,3 +260,168 @@ def _style_bar(bar: Colorbar, label: str) -> None:
     bar.set_ticks(MaxNLocator(nbins=4))
     bar.ax.tick_params(labelsize=SMALL)
     bar.set_label(label, fontsize=SMALL)
+
+
+def plot_metric_sweep(
+    summary: dict[float, dict[str, dict[str, dict[str, float]]]],
+    metrics: Sequence[str] = ("rmse", "crps", "nll", "coverage95"),
+    units: str = "",
+    training_max_context: float | None = None,
+) -> Figure:
+    """Each metric's mean and 95 % CI over images against the context fraction.
+
+    Panels in a grid two wide; fractions above ``training_max_context`` (the
+    largest context share ConvCNP was trained on) are shaded; each predictor has
+    its colour of :data:`METHOD_COLOURS`.
+    """
+    fractions = sorted(summary)
+    predictors = list(dict.fromkeys(p for f in fractions for p in summary[f]))
+    n_cols = min(2, len(metrics))
+    n_rows = -(-len(metrics) // n_cols)
+    fig, axes = plt.subplots(
+        n_rows,
+        n_cols,
+        figsize=(PAGE_WIDTH, 3.2 * n_rows + 0.6),
+        squeeze=False,
+        sharex=True,
+        layout="constrained",
+    )
+    for ax in axes.flat[len(metrics) :]:
+        ax.remove()
+    for ax, metric in zip(axes.flat, metrics, strict=False):
+        for predictor in predictors:
+            points = [
+                (f, summary[f][predictor][metric])
+                for f in fractions
+                if metric in summary[f][predictor]
+            ]
+            if not points:
+                continue
+            ax.errorbar(
+                [f for f, _ in points],
+                [s["mean"] for _, s in points],
+                yerr=[s["ci95"] for _, s in points],
+                marker="o",
+                ms=4,
+                capsize=2,
+                color=method_colour(predictor),
+                label=predictor,
+            )
+        if metric.startswith("coverage"):
+            ax.axhline(int(metric.removeprefix("coverage")) / 100, color="0.4", ls=":", lw=1)
+        if training_max_context is not None:
+            ax.axvspan(training_max_context, max(fractions) * 1.2, color="0.9", zorder=0)
+        ax.set_xscale("log")
+        unit = f" ({units})" if units and metric in UNIT_METRICS else ""
+        ax.set_title(METRIC_LABELS[metric] + unit, fontsize=FONT)
+        ax.tick_params(labelsize=SMALL, labelbottom=True)
+        ax.grid(alpha=0.3)
+    handles = {}
+    for i, ax in enumerate(axes.flat[: len(metrics)]):
+        if i + n_cols >= len(metrics):  # the lowest panel of its column
+            shaded = " (shaded: beyond training)" if training_max_context is not None else ""
+            ax.set_xlabel("context fraction" + shaded, fontsize=SMALL)
+        lines, labels = ax.get_legend_handles_labels()
+        handles |= dict(zip(labels, lines, strict=True))
+    fig.legend(
+        handles.values(), handles, loc="outside lower center", ncols=len(handles), fontsize=SMALL
+    )
+    return fig
+
+
+def plot_reliability(reliability: xr.DataArray, title: str = "") -> Figure:
+    """Observed against nominal coverage of central intervals, one line per predictor."""
+    fig, ax = plt.subplots(figsize=(4, 4), constrained_layout=True)
+    ax.plot([0, 1], [0, 1], color="0.4", ls=":", lw=1, label="calibrated")
+    for predictor in reliability["predictor"].values:
+        curve = reliability.sel(predictor=predictor)
+        ax.plot(
+            curve["level"],
+            curve,
+            "o-",
+            ms=3,
+            color=method_colour(str(predictor)),
+            label=str(predictor),
+        )
+    ax.set_xlabel("nominal coverage of the central interval")
+    ax.set_ylabel("observed coverage")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(title, fontsize=FONT)
+    ax.legend(fontsize=SMALL)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_pit(pit_density: xr.DataArray, title: str = "") -> Figure:
+    """PIT histogram per predictor; a calibrated predictor is flat at 1."""
+    predictors = list(pit_density["predictor"].values)
+    fig, axes = plt.subplots(
+        1, len(predictors), figsize=(3 * len(predictors), 2.8), squeeze=False, sharey=True
+    )
+    width = float(pit_density["pit_bin"][1] - pit_density["pit_bin"][0])
+    for ax, predictor in zip(axes[0], predictors, strict=True):
+        ax.bar(
+            pit_density["pit_bin"],
+            pit_density.sel(predictor=predictor),
+            width=width * 0.9,
+            color=method_colour(str(predictor)),
+        )
+        ax.axhline(1.0, color="0.3", ls=":", lw=1)
+        ax.set_title(str(predictor), fontsize=FONT)
+        ax.set_xlabel("PIT")
+    axes[0, 0].set_ylabel("density")
+    fig.suptitle(title, fontsize=FONT)
+    fig.tight_layout()
+    return fig
+
+
+def plot_error_by_slope(slope_rmse: xr.Dataset, units: str = "m") -> Figure:
+    """RMSE against terrain-slope class, one line per predictor, pixel counts on top."""
+    fig, ax = plt.subplots(figsize=(6, 3.6), constrained_layout=True)
+    labels = [str(label) for label in slope_rmse["slope_class"].values]
+    for predictor in slope_rmse["predictor"].values:
+        ax.plot(
+            labels,
+            slope_rmse["rmse"].sel(predictor=predictor),
+            "o-",
+            ms=3,
+            color=method_colour(str(predictor)),
+            label=str(predictor),
+        )
+    for x, count in enumerate(slope_rmse["pixels"].values):
+        ax.annotate(
+            f"{count:,}",
+            (x, 1.0),
+            xycoords=("data", "axes fraction"),
+            ha="center",
+            va="bottom",
+            fontsize=SMALL,
+        )
+    ax.set_xlabel("terrain slope (degrees)")
+    ax.set_ylabel(f"RMSE ({units})")
+    ax.legend(fontsize=SMALL)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_variogram_fits(variograms: xr.Dataset, truth: GaussianFieldTruth) -> Figure:
+    """Fitted range and sill (channel 0) of every image against the truth, per fraction.
+
+    ``truth``: the law of the images the variograms were fitted to (in their
+    order); its range is the distance at which the true correlation falls to
+    5 %, which is what PyKrige's range measures for its three models.
+    """
+    true_range = truth.correlation_distance(0.05)
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), constrained_layout=True)
+    for fraction in variograms["fraction"].values:
+        fits = variograms.sel(fraction=fraction, channel=0)
+        axes[0].plot(true_range, fits["variogram_range"], "o", ms=3, label=f"{fraction:g}")
+        axes[1].plot(true_range, fits["variogram_psill"] + fits["variogram_nugget"], "o", ms=3)
+    line = np.array([true_range.min(), true_range.max()])
+    axes[0].plot(line, line, "k:", lw=1)
+    axes[1].axhline(truth.sill, color="k", ls=":", lw=1)
+    axes[0].set(xlabel="true 5 % correlation distance (px)", ylabel="fitted range (px)")
+    axes[1].set(xlabel="true 5 % correlation distance (px)", ylabel="fitted sill")
+    axes[0].legend(title="context", fontsize=SMALL)
+    return fig

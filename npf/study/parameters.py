@@ -50,6 +50,11 @@ class NotebookParameters:
     rules: Mapping[str, Rule]
     relations: tuple[tuple[str, Callable[[Mapping[str, Any]], bool]], ...] = ()
 
+    def values(self, namespace: Mapping[str, Any]) -> dict[str, Any]:
+        """The parameters' values in ``namespace`` (a notebook's globals), checked first."""
+        check_parameters(self, namespace)
+        return {name: namespace[name] for name in self.rules}
+
 
 def _is_whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)

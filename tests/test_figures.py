@@ -14,16 +14,20 @@ from matplotlib.figure import Figure
 from npf.baselines import BASELINES
 from npf.data.base import GridDataset
 from npf.data.gp import generate
-from npf.evaluation_report import (
+from npf.model import GridConvCNP
+from npf.predict import predict
+from npf.predictors import ConvCNP, study_predictors
+from npf.scaling import ValueScaling
+from npf.study.figures import (
+    METHOD_COLOURS,
+    error_rows,
     plot_error_by_slope,
-    plot_images,
     plot_metric_sweep,
     plot_pit,
+    plot_predictions,
     plot_reliability,
+    plot_training_curves,
 )
-from npf.model import GridConvCNP
-from npf.plots import METHOD_COLOURS, plot_seven_rows, plot_training_curves
-from npf.predict import predict
 from npf.training import History
 
 SHOWN_WIDTH_IN = 780 / 96  # the book shows a figure 780 px wide; CSS has 96 px per inch
@@ -34,11 +38,13 @@ def shown_points(fig: Figure, fontsize: float) -> float:
     return fontsize * SHOWN_WIDTH_IN / fig.get_figwidth()
 
 
-def small_model(channels: int) -> GridConvCNP:
+def small_model(dataset: GridDataset) -> list:
+    """An untrained small ConvCNP and the study's other predictors for ``dataset``."""
     torch.manual_seed(0)
-    return GridConvCNP(
-        channels, hidden_channels=8, n_blocks=1, kernel_size=5, setconv_kernel_size=5
+    model = GridConvCNP(
+        dataset.channels, hidden_channels=8, n_blocks=1, kernel_size=5, setconv_kernel_size=5
     )
+    return study_predictors(dataset, ConvCNP(model, ValueScaling()))
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +56,7 @@ def close_figures():
 @pytest.fixture(scope="module")
 def gp_predictions() -> xr.Dataset:
     fields = generate(6, size=16, length_scale_range=(3.0, 5.0), seed=4)
-    return predict(small_model(1), fields, fraction=0.25, oracle=True, progress=False)
+    return predict(small_model(fields), fields, fraction=0.25, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +66,7 @@ def rgb_predictions() -> xr.Dataset:
     valid[:, :, :2] = False  # a nodata strip
     values[:, :, :2] = float("nan")
     dataset = GridDataset("eurosat", values, valid, units="intensity")
-    return predict(small_model(3), dataset, fraction=0.25, progress=False)
+    return predict(small_model(dataset), dataset, fraction=0.25, progress=False)
 
 
 def image_grid(fig: Figure, n_cols: int) -> np.ndarray:
@@ -74,7 +80,7 @@ def colour_bars(fig: Figure) -> list[Axes]:
 
 
 def test_prediction_figure_fits_the_page_with_the_oracle_rows(gp_predictions) -> None:
-    fig = plot_seven_rows(gp_predictions)
+    fig = plot_predictions(gp_predictions)
     assert 8 <= fig.get_figwidth() <= 9
     grid = image_grid(fig, 4)  # four of the six images by default
     labels = [ax.get_ylabel() for ax in grid[:, 0]]
@@ -99,7 +105,7 @@ def test_prediction_figure_fits_the_page_with_the_oracle_rows(gp_predictions) ->
 
 
 def test_one_value_scale_per_column_and_one_std_scale_per_figure(gp_predictions) -> None:
-    fig = plot_seven_rows(gp_predictions, images=[5, 2])
+    fig = plot_predictions(gp_predictions, images=[5, 2])
     grid = image_grid(fig, 2)
     assert [ax.get_title() for ax in grid[0]] == ["test #5", "test #2"]
     std_rows = [1 + 1, 1 + 3]  # convcnp std, oracle std
@@ -121,7 +127,7 @@ def test_one_value_scale_per_column_and_one_std_scale_per_figure(gp_predictions)
 
 def test_without_the_oracle_the_report_seven_rows(gp_predictions) -> None:
     model_and_baselines = gp_predictions.sel(predictor=["convcnp", *BASELINES])
-    grid = image_grid(plot_seven_rows(model_and_baselines, images=[0]), 1)
+    grid = image_grid(plot_predictions(model_and_baselines, images=[0]), 1)
     assert [ax.get_ylabel() for ax in grid[:, 0]] == [
         "context",
         "convcnp mean",
@@ -134,7 +140,7 @@ def test_without_the_oracle_the_report_seven_rows(gp_predictions) -> None:
 
 
 def test_rgb_values_as_colour_images_and_std_averaged_over_channels(rgb_predictions) -> None:
-    fig = plot_seven_rows(rgb_predictions)
+    fig = plot_predictions(rgb_predictions)
     grid = image_grid(fig, 3)
     assert grid[1, 0].images[0].get_array().shape == (12, 12, 3)  # convcnp mean
     std = grid[2, 0].images[0].get_array()
@@ -220,7 +226,8 @@ def test_metric_sweep_is_a_two_by_two_grid_with_fixed_colours() -> None:
 
 
 def test_worst_images_have_colour_bars(gp_predictions) -> None:
-    fig = plot_images(gp_predictions, [3, 1], ["convcnp", "nearest"])
+    rows = error_rows(gp_predictions, ["convcnp", "nearest"])
+    fig = plot_predictions(gp_predictions, [3, 1], rows)
     grid = image_grid(fig, 2)
     assert [ax.get_ylabel() for ax in grid[:, 0]] == [
         "context",
