@@ -88,11 +88,17 @@ class TrainConfig:
 RESUMABLE_CHANGES = ("device", "precision", "compile", "cpu_heap", "checkpoint_every_s")
 
 
+#: every this many training steps, the step's loss and gradient norm go to ``History.steps``
+LOG_EVERY_STEPS = 10
+
+
 @dataclass
 class History:
-    """Per-epoch record of a run."""
+    """Per-epoch record of a run, and the loss and gradient norm of every
+    :data:`LOG_EVERY_STEPS`-th training step (where a run diverges shows there)."""
 
     epochs: list[dict[str, float]] = field(default_factory=list)
+    steps: list[dict[str, float]] = field(default_factory=list)
 
     @property
     def best_epoch(self) -> int | None:
@@ -101,7 +107,7 @@ class History:
         return min(self.epochs, key=lambda e: e["val_loss"])["epoch"]
 
     def to_json(self) -> dict[str, Any]:
-        return {"epochs": self.epochs, "best_epoch": self.best_epoch}
+        return {"epochs": self.epochs, "best_epoch": self.best_epoch, "steps": self.steps}
 
 
 def resolve_device(device: str) -> torch.device:
@@ -333,7 +339,9 @@ class Trainer:
         self.model.load_state_dict(checkpoint["model_state"])
         self.optimizer.load_state_dict(checkpoint["optimizer_state"])
         self.scheduler.load_state_dict(checkpoint["scheduler_state"])
-        self.history = History(checkpoint["history"]["epochs"])
+        self.history = History(
+            checkpoint["history"]["epochs"], checkpoint["history"].get("steps", [])
+        )
         return checkpoint["epoch"] + 1, checkpoint.get("in_epoch")
 
     # -- epochs --------------------------------------------------------------
@@ -362,10 +370,23 @@ class Trainer:
             loss, per_pixel = self._loss(values, valid, context)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if self.config.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            logged = (state.step + 1) % LOG_EVERY_STEPS == 0
+            grad_norm = None
+            if self.config.grad_clip is not None or logged:
+                max_norm = self.config.grad_clip or math.inf  # inf: measure, do not clip
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
             value = loss.item()
+            if logged or not math.isfinite(value):
+                self.history.steps.append(
+                    {
+                        "epoch": epoch,
+                        "step": state.step + 1,
+                        "loss": value,
+                        "grad_norm": None if grad_norm is None else grad_norm.item(),
+                    }
+                )
             if not math.isfinite(value):
+                write_json_atomic(self.history.to_json(), self.out_dir / "history.json")
                 raise FloatingPointError(
                     f"training diverged in epoch {epoch}, batch {state.step + 1} (loss {value}); "
                     "lower the learning rate, set grad_clip or use optimizer='adam'; "

@@ -172,15 +172,6 @@ def test_training_curves_tick_whole_epochs(n_epochs: int) -> None:
     assert ticks and all(t.is_integer() for t in ticks)
 
 
-def test_training_curves_draw_the_floor_only_when_given() -> None:
-    ax = plot_training_curves(epochs(7), floor=2.5).axes[0]
-    floor = [line for line in ax.get_lines() if line.get_label().startswith("best possible")]
-    assert len(floor) == 1 and list(floor[0].get_ydata()) == [2.5, 2.5]
-    assert "best possible (oracle): 2.5" in [t.get_text() for t in ax.get_legend().get_texts()]
-    ax = plot_training_curves(epochs(7)).axes[0]
-    assert not [line for line in ax.get_lines() if line.get_label().startswith("best possible")]
-
-
 def sweep_summary() -> dict[float, dict[str, dict[str, dict[str, float]]]]:
     def scores(value: float, probabilistic: bool) -> dict[str, dict[str, float]]:
         metrics = ("rmse", "crps", "nll", "coverage95") if probabilistic else ("rmse",)

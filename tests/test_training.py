@@ -52,7 +52,10 @@ def test_resumed_run_ends_with_same_weights(tiny_gp, tmp_path) -> None:
         torch.testing.assert_close(a, b)
 
 
-def test_run_killed_at_every_step_ends_like_an_uninterrupted_one(tiny_gp, tmp_path) -> None:
+def test_run_killed_at_every_step_ends_like_an_uninterrupted_one(
+    tiny_gp, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(training, "LOG_EVERY_STEPS", 2)
     config = TrainConfig(**EAGER, epochs=2, batch_size=48, optimizer="adam", device="cpu")
     straight = build_model(1, seed=2, **SMALL)
     expected = Trainer(straight, tiny_gp, config, tmp_path / "straight").fit(progress=False)
@@ -64,6 +67,9 @@ def test_run_killed_at_every_step_ends_like_an_uninterrupted_one(tiny_gp, tmp_pa
         )
     assert len(history.epochs) == 2
     assert history.epochs[-1]["val_loss"] == expected.epochs[-1]["val_loss"]
+    # the step log (steps 2 of each epoch) survives the kills, each step once
+    assert [(s["epoch"], s["step"]) for s in history.steps] == [(1, 2), (2, 2)]
+    assert history.steps == expected.steps and all(s["grad_norm"] > 0 for s in history.steps)
     for a, b in zip(straight.state_dict().values(), model.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
 
@@ -112,10 +118,16 @@ def test_config_rejects_unknown_values(field: str, value) -> None:
         TrainConfig(**{field: value})
 
 
-def test_divergence_stops_with_a_clear_error(tiny_gp, tmp_path) -> None:
+def test_divergence_stops_with_a_clear_error_and_logs_its_steps(
+    tiny_gp, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(training, "LOG_EVERY_STEPS", 1)
     config = TrainConfig(**EAGER, epochs=1, batch_size=16, lr=1e6, device="cpu")
     with pytest.raises(FloatingPointError, match="diverged in epoch 1"):
         Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path).fit(progress=False)
+    steps = json.loads((tmp_path / "history.json").read_text())["steps"]
+    assert steps[0]["step"] == 1 and steps[-1]["loss"] is None  # non-finite: null in JSON
+    assert [s["step"] for s in steps] == list(range(1, len(steps) + 1))
 
 
 def test_resume_refuses_another_data_set_or_model(tiny_gp, tmp_path) -> None:

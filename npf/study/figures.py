@@ -50,11 +50,12 @@ def method_colour(method: str) -> str:
     return METHOD_COLOURS.get(method, "0.5")
 
 
-def plot_training_curves(history: History, title: str = "", floor: float | None = None) -> Figure:
+def plot_training_curves(history: History, title: str = "") -> Figure:
     """Train and validation summed NLL per epoch, best epoch marked.
 
-    ``floor``: the best possible loss, in the same units, drawn as a labelled
-    line (on ``gp``: the exact GP posterior's, the oracle's, NLL).
+    There is no floor to draw, even where the exact posterior is known: the loss
+    also scores the context pixels, whose observed values a model may predict
+    more sharply than any posterior of a new noisy observation would.
     """
     epochs = [e["epoch"] for e in history.epochs]
     colour = method_colour("convcnp")
@@ -67,9 +68,6 @@ def plot_training_curves(history: History, title: str = "", floor: float | None 
         best_loss = val[epochs.index(best)]
         ax.axvline(best, color="0.5", ls=":", lw=1)
         ax.plot([best], [best_loss], "*", color="crimson", ms=14, label=f"best (epoch {best})")
-    if floor is not None:
-        label = f"best possible (oracle): {floor:.1f}"
-        ax.axhline(floor, color=method_colour("oracle"), ls="-.", lw=1.2, label=label)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
     ax.set_xlabel("epoch", fontsize=FONT)
     ax.set_ylabel("NLL summed over target pixels", fontsize=FONT)
