@@ -1,0 +1,262 @@
+"""Filling artificial voids in real DEM scenes: ConvCNP against GDAL's fill, cubic and kriging.
+
+Run by hand, never from the test suite::
+
+    .venv/bin/python benchmarks/void_filling.py --checkpoint runs/tfasr/best.pt
+    .venv/bin/python benchmarks/void_filling.py --checkpoint runs/tfasr/best.pt \\
+        --scenes Mandakini --window 256 --seeds 0 --out /tmp/void-filling.json
+
+Each scene (default: the study's test scenes, ``test_scenes`` in
+``data/tfasr/tiling.json``, read from ``--dem-dir``) gives one square crop of
+``--window`` pixels about its centre (the whole scene when smaller), invalid where
+:func:`npf.data.tiling.decode` says so (nodata, non-finite, outside -500..9,000 m);
+a scene that is absent or whose crop is less than half valid is skipped and
+recorded. For every void share and seed, :func:`npf.voids.make_voids` cuts blobs of
+3-60 px from the valid terrain (weighted to steep slopes) and
+:func:`npf.voids.compare` fills them with each method and scores them inside the
+voids: RMSE and MAE (m), Gaussian NLL per pixel and 95 % coverage for the methods
+with a std (ConvCNP, kriging), by blob size class, and seconds per megapixel of
+crop (valid or not). The table pools all scenes and seeds of a share
+(:func:`npf.voids.pool`); the JSON also holds every run.
+
+Methods: ``convcnp`` (:func:`npf.voids.fill_convcnp`, the checkpoint loaded once,
+outside the timing), ``gdal`` (:func:`rasterio.fill.fillnodata`), ``cubic``
+(Clough-Tocher from a 3-px band around each void) and ``kriging`` (ordinary
+kriging from 8 px around each void; one spherical or exponential variogram per run,
+fitted to the pixel pairs around each void). Pixels count as square, also in
+geographic CRSs; the JSON records each crop's ground resolution. Every method runs
+on ``--threads`` threads (default 1, as in ``prediction_cost.py``, whose
+``pin_threads`` restarts the script with the thread variables set), after one
+untimed warm-up run.
+
+Writes ``benchmarks/results/void-filling-<date>.json`` unless ``--out`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import xarray as xr
+from prediction_cost import pin_threads  # sibling script: benchmarks/ is on sys.path
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+
+from npf import REPO_ROOT, provenance
+from npf.data.tiling import decode, ground_pixel_size
+from npf.raster import DEFAULT_WINDOW, ExtrapolationWarning, Filler
+from npf.training import write_json_atomic
+from npf.voids import (
+    METRICS,
+    Method,
+    compare,
+    fill_convcnp,
+    fill_cubic,
+    fill_gdal,
+    fill_kriging,
+    make_voids,
+    pool,
+)
+
+RESULTS = REPO_ROOT / "benchmarks" / "results"
+TILING = REPO_ROOT / "data" / "tfasr" / "tiling.json"
+DEM_DIR = REPO_ROOT.parent / "shared" / "data" / "dem"
+METHODS = ("convcnp", "gdal", "cubic", "kriging")
+#: crops with a smaller share of valid pixels are skipped
+MIN_VALID_SHARE = 0.5
+
+
+def default_scenes() -> list[str]:
+    """The study's test scenes."""
+    return json.loads(TILING.read_text())["test_scenes"]
+
+
+def read_crop(path: Path, side: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """The centred ``side`` x ``side`` crop of a scene (NaN where invalid) and its record."""
+    with rasterio.open(path) as src:
+        width, height = min(side, src.width), min(side, src.height)
+        window = Window((src.width - width) // 2, (src.height - height) // 2, width, height)
+        values, valid = decode(src.read(1, window=window, masked=True))
+        affine = window_transform(window, src.transform)
+        ground = ground_pixel_size(src.crs, [affine], np.array([height / 2]), np.array([width / 2]))
+        record = {
+            "path": str(path),
+            "crs": str(src.crs),
+            "window_col_row_width_height": [window.col_off, window.row_off, width, height],
+            "resolution_m": float(ground["resolution_m"][0]),
+            "valid_share": float(valid.mean()),
+            "elevation_range_m": [float(np.nanmin(values)), float(np.nanmax(values))]
+            if valid.any()
+            else None,
+        }
+    return values, record
+
+
+def build_methods(names: Sequence[str], filler: Filler | None, window: int) -> dict[str, Method]:
+    every: dict[str, Method] = {
+        "gdal": fill_gdal,
+        "cubic": fill_cubic,
+        "kriging": fill_kriging,
+    }
+    if filler is not None:
+        every["convcnp"] = lambda values, where: fill_convcnp(values, filler, where, window)
+    return {name: every[name] for name in names}
+
+
+def warm_up(methods: dict[str, Method]) -> None:
+    """Run every method once, untimed, on a small smooth field, so that one-off costs
+    (imports, oneDNN's first-call set-up: about 2 s for ConvCNP) stay out of the runs."""
+    rows, cols = np.mgrid[:64, :64]
+    field = 1000.0 + 50.0 * np.sin(rows / 9.0) + 40.0 * np.cos(cols / 7.0)
+    compare(field, make_voids(field, 0.05, 0), methods)
+
+
+def table(pooled: xr.Dataset) -> str:
+    """Markdown table per size class and method; s/Mpx on the ``all`` rows."""
+    lines = [
+        "| size class (px) | method | pixels | RMSE m | MAE m | NLL | cov95 | s/Mpx |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for size_class in pooled["size_class"].values:
+        for method in pooled["fill_method"].values:
+            row = pooled.sel(size_class=size_class, fill_method=method)
+            cells = [f"{float(row[key]):.2f}" if np.isfinite(row[key]) else "-" for key in METRICS]
+            seconds = f"{float(row['s_per_mpx']):.2f}" if size_class == "all" else ""
+            pixels = int(row["pixels"])
+            lines.append(
+                f"| {size_class} | {method} | {pixels:,} | {' | '.join(cells)} | {seconds} |"
+            )
+    return "\n".join(lines)
+
+
+def as_records(result: xr.Dataset) -> dict[str, Any]:
+    """A compare/pool Dataset as plain JSON: scores per method and class, times per method."""
+    scores = result[[*METRICS, "pixels", "blobs"]].to_dataframe().reset_index()
+    return {
+        "scores": scores.to_dict("records"),
+        "seconds": result["seconds"].to_series().to_dict(),
+        "s_per_mpx": result["s_per_mpx"].to_series().to_dict(),
+        "megapixels": float(result["megapixels"]),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path, required=True, help="single-band ConvCNP")
+    parser.add_argument("--dem-dir", type=Path, default=DEM_DIR, help="<scene>.tif GeoTIFFs")
+    parser.add_argument("--scenes", nargs="+", default=None, help="default: tiling's test scenes")
+    parser.add_argument("--window", type=int, default=512, help="side of the centred crop (px)")
+    parser.add_argument("--shares", type=float, nargs="+", default=[0.05], help="void shares")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--convcnp-window", type=int, default=DEFAULT_WINDOW, help="npf.raster")
+    parser.add_argument("--device", default="cpu", help="ConvCNP's device")
+    parser.add_argument("--threads", type=int, default=1, help="threads of every method")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path")
+    args = parser.parse_args(argv)
+    pin_threads(args.threads)
+
+    try:
+        filler = Filler.load(args.checkpoint, args.device) if "convcnp" in args.methods else None
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from error
+    methods = build_methods(args.methods, filler, args.convcnp_window)
+    scenes: dict[str, dict[str, Any]] = {}
+    crops: dict[str, np.ndarray] = {}
+    for name in args.scenes or default_scenes():
+        path = args.dem_dir / f"{name}.tif"
+        if not path.is_file():
+            scenes[name] = {"path": str(path), "skipped": "file not found"}
+        else:
+            crops[name], scenes[name] = read_crop(path, args.window)
+            if scenes[name]["valid_share"] < MIN_VALID_SHARE:
+                scenes[name]["skipped"] = f"crop less than {MIN_VALID_SHARE:.0%} valid"
+                del crops[name]
+        if "skipped" in scenes[name]:
+            print(f"skipping {name}: {scenes[name]['skipped']} ({path})", file=sys.stderr)
+    if not crops:
+        raise SystemExit(f"no usable scene in {args.dem_dir}")
+
+    warnings.simplefilter("ignore", ExtrapolationWarning)  # kept as notes, printed at the end
+    warm_up(methods)
+    load_before = os.getloadavg()
+    runs, results = [], {share: [] for share in args.shares}
+    for name, values in crops.items():
+        for share in args.shares:
+            for seed in args.seeds:
+                voids = make_voids(values, share, seed)
+                result = compare(values, voids, methods)
+                results[share].append(result)
+                runs.append(
+                    {
+                        "scene": name,
+                        "share": share,
+                        "seed": seed,
+                        "void_share": voids.share,
+                        "blob_diameters_px": voids.diameters.round(2).tolist(),
+                        "notes": result.attrs["notes"],
+                        **as_records(result),
+                    }
+                )
+                all_rmse = result["rmse"].sel(size_class="all").to_series().round(1).to_dict()
+                seconds = result["seconds"].to_series().round(2).to_dict()
+                print(f"{name} share {share:g} seed {seed}: RMSE {all_rmse} m, seconds {seconds}")
+
+    pooled = {}
+    for share, stacked in results.items():
+        merged = pool(xr.concat(stacked, dim="run", data_vars="all"))
+        pooled[str(share)] = as_records(merged)
+        print(f"\nvoid share {share:g}, {len(stacked)} runs ({', '.join(crops)}):\n")
+        print(table(merged))
+    for note in sorted({note for run in runs for notes in run["notes"].values() for note in notes}):
+        print(f"note: {note}")
+
+    out = args.out or RESULTS / f"void-filling-{datetime.date.today().isoformat()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(
+        {
+            "benchmark": "void_filling",
+            "command": " ".join(["python", "benchmarks/void_filling.py", *sys.argv[1:]]),
+            "environment": provenance.environment(args.device),
+            "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},
+            "parameters": {
+                "window": args.window,
+                "shares": args.shares,
+                "seeds": args.seeds,
+                "methods": args.methods,
+                "convcnp_window": args.convcnp_window,
+                "threads": args.threads,
+                "min_valid_share": MIN_VALID_SHARE,
+            },
+            "checkpoint": None
+            if filler is None
+            else {
+                "path": str(args.checkpoint.resolve()),
+                "dataset": filler.convcnp.dataset,
+                "epoch": filler.convcnp.checkpoint.get("epoch"),
+                "max_context": filler.convcnp.max_context,
+                "scaling": {
+                    "scale": filler.scaling.scale,
+                    "center_on_context": filler.scaling.center_on_context,
+                },
+            },
+            "scenes": scenes,
+            "pooled_by_share": pooled,
+            "runs": runs,
+        },
+        out,
+    )
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
