@@ -27,6 +27,7 @@ training step about 1.8x (32 x 32) to 2.3x (64 x 64) faster than fp32 eager.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -219,6 +220,8 @@ class Trainer:
         self.compiled = config.compile and _cpp_compiler_available()
         if self.compiled:
             self.model.compile()  # in place: state_dict and checkpoints are unchanged
+            # compiling on a machine without CUDA logs a warning about CUDA_HOME: not our concern
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         self.sampler = ContextSampler(config.min_context, config.max_context)
         self.optimizer = self._make_optimizer()
         gamma = config.lr_decay ** (1 / max(config.epochs - 1, 1))

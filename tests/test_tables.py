@@ -85,6 +85,9 @@ def test_markdown_tables_share_one_layout() -> None:
     table = metrics_table(results).splitlines()
     assert table[0].startswith("| predictor | RMSE | MAE | NLL per pixel (nats) |")
     assert table[3].startswith("| linear | 0.600 ± 0.010 | – |")
+    # three significant digits of the smallest RMSE
+    small = {"convcnp": {"rmse": {"mean": 0.0912, "ci95": 0.0014}}}
+    assert "| convcnp | 0.0912 ± 0.0014 |" in metrics_table(small)
     summary = {
         f: {"convcnp": {f"coverage{c}": {"mean": c / 100, "ci95": 0} for c in (50, 90, 95)}}
         for f in (0.1, 0.5)

@@ -146,15 +146,23 @@ class TrainingRun:
         return scores, summarise_scores(scores)
 
     def scores_text(self, scores: xr.DataArray, results: Summary) -> str:
-        """The scores table and ConvCNP's paired differences, as Markdown."""
-        n = scores.sizes["image"]
-        return (
+        """The scores table, ConvCNP's paired differences and, where test images come
+        from several scenes (DEMs), the RMSE per scene, as Markdown."""
+        n, units = scores.sizes["image"], self.test.units
+        text = (
             f"Scored {n} of {len(self.test)} test images, context = "
-            f"{self.parameters['eval_context']:.3g} of valid pixels, units: {self.test.units}."
+            f"{self.parameters['eval_context']:.3g} of valid pixels, units: {units}."
             f"\n\n{tables.metrics_table(results)}\n\n"
             "ConvCNP minus each other method on the same images (negative: ConvCNP better), "
             f"and the share of images where ConvCNP is better:\n\n{tables.paired_table(scores)}"
         )
+        if "scene" in self.test.labels:
+            scenes = self.test.labels["scene"][scores["image"].values]
+            text += (
+                f"\n\nMean per-image RMSE ({units}) per test scene:\n\n"
+                f"{tables.group_table(scores, scenes)}"
+            )
+        return text
 
     def write_record(self, results: Summary) -> str:
         """``metrics.json`` and ``run.json`` in the run folder."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 
@@ -38,9 +39,13 @@ def markdown_table(
     return "\n".join(lines)
 
 
-def metrics_table(results: Summary, digits: int = 3) -> str:
+def metrics_table(results: Summary, digits: int | None = None) -> str:
     """One row per predictor, ``mean ± 95 % CI`` over images; ``–`` where a metric
-    does not apply."""
+    does not apply. ``digits`` after the point: by default enough for three
+    significant digits of the smallest RMSE, and at least 3."""
+    if digits is None:
+        smallest = min(scores["rmse"]["mean"] for scores in results.values())
+        digits = max(3, 2 - math.floor(math.log10(smallest))) if smallest > 0 else 3
 
     def cell(scores: dict[str, dict[str, float]], metric: str) -> str:
         if metric not in scores:
