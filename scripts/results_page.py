@@ -11,16 +11,14 @@ papermill executed into the run folder) and writes ``book/results/RUN.ipynb``:
 * code is hidden behind "show code" toggles (``hide-input``); cells that print
   nothing are left out of the page (``remove-cell``) except the injected
   parameters, the notebook's own defaults cell is dropped, and the ``NBVAL``
-  markers for the test suite are taken out of view;
-* log lines of torch's own logger on stderr (e.g. ``W1202 13:15:17 ...
-  cpp_extension.py: No CUDA runtime is found``) are dropped.
+  markers for the test suite are taken out of view.
 
-Other outputs are copied as they are: the page shows what the run computed.
+Outputs are copied as they are: the page shows what the run computed (the book
+leaves out what went to stderr: ``nb_output_stderr: remove`` in ``_config.yml``).
 """
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -28,8 +26,6 @@ import nbformat
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "book" / "results"
-#: a line of torch's logger: level letter, date, time, ...
-TORCH_LOG = re.compile(r"^[DIWE]\d{4} \d\d:\d\d:\d\d")
 
 
 def clean_source(source: str) -> str:
@@ -55,11 +51,6 @@ def build_page(run: str) -> Path:
             continue
         if cell.cell_type == "code":
             cell.source = clean_source(cell.source)
-            cell.outputs = [
-                output
-                for output in cell.outputs
-                if not (output.get("name") == "stderr" and TORCH_LOG.match(output.get("text", "")))
-            ]
             shown = cell.outputs or "injected-parameters" in tags
             cell.metadata["tags"] = [*tags, "hide-input" if shown else "remove-cell"]
         cells.append(cell)
