@@ -1,13 +1,16 @@
-"""Turn a run's executed training notebook into the book's results page for that run.
+"""Turn a run's executed notebook into the book's page for that run.
 
 usage: .venv/bin/python scripts/results_page.py RUN
+       .venv/bin/python scripts/results_page.py --evaluation RUN
 
 Reads ``book/results/RUN/train.ipynb`` (the notebook ``scripts/train_slice.sh`` or
-papermill executed into the run folder) and writes ``book/results/RUN.ipynb``:
+papermill executed into the run folder) and writes ``book/results/RUN.ipynb``;
+with ``--evaluation``, reads ``book/beyond/RUN/evaluate.ipynb`` (an executed
+``notebooks/evaluate.ipynb``) and writes ``book/beyond/RUN_evaluation.ipynb``:
 
-* the notebook's generic first cell is replaced by ``book/results/RUN/page.md``
+* the notebook's generic first cell is replaced by ``page.md`` of the run folder
   (the page's label, title and introduction, written for the data set);
-* ``book/results/RUN/reading.md``, if present, is appended (what the numbers say);
+* ``reading.md`` of the run folder, if present, is appended (what the numbers say);
 * code is hidden behind "show code" toggles (``hide-input``); cells that print
   nothing are left out of the page (``remove-cell``) except the injected
   parameters, the notebook's own defaults cell is dropped, and the ``NBVAL``
@@ -25,7 +28,11 @@ from pathlib import Path
 import nbformat
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-RESULTS = REPO_ROOT / "book" / "results"
+#: (folder of run folders, executed notebook, page name) for a training run and an evaluation
+KINDS = {
+    "train": (REPO_ROOT / "book" / "results", "train.ipynb", "{run}.ipynb"),
+    "evaluation": (REPO_ROOT / "book" / "beyond", "evaluate.ipynb", "{run}_evaluation.ipynb"),
+}
 
 
 def clean_source(source: str) -> str:
@@ -36,9 +43,10 @@ def clean_source(source: str) -> str:
     return "\n".join(lines)
 
 
-def build_page(run: str) -> Path:
-    run_dir = RESULTS / run
-    executed = run_dir / "train.ipynb"
+def build_page(run: str, kind: str = "train") -> Path:
+    parent, notebook_name, page_name = KINDS[kind]
+    run_dir = parent / run
+    executed = run_dir / notebook_name
     intro = run_dir / "page.md"
     for needed in (executed, intro):
         if not needed.is_file():
@@ -59,12 +67,17 @@ def build_page(run: str) -> Path:
         cells.append(nbformat.v4.new_markdown_cell(reading.read_text().strip()))
     notebook.cells = cells
     notebook.metadata.pop("widgets", None)
-    page = RESULTS / f"{run}.ipynb"
+    page = parent / page_name.format(run=run)
     nbformat.write(notebook, page)
     return page
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit(__doc__.split("\n\n")[1])
-    print(f"wrote {build_page(sys.argv[1]).relative_to(REPO_ROOT)}")
+    match sys.argv[1:]:
+        case [run]:
+            page = build_page(run)
+        case ["--evaluation", run]:
+            page = build_page(run, "evaluation")
+        case _:
+            raise SystemExit(__doc__.split("\n\n")[1])
+    print(f"wrote {page.relative_to(REPO_ROOT)}")
