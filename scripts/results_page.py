@@ -14,7 +14,9 @@ with ``--evaluation``, reads ``book/beyond/RUN/evaluate.ipynb`` (an executed
 * code is hidden behind "show code" toggles (``hide-input``); cells that print
   nothing are left out of the page (``remove-cell``) except the injected
   parameters, the notebook's own defaults cell is dropped, and the ``NBVAL``
-  markers for the test suite are taken out of view.
+  markers for the test suite are taken out of view;
+* cells tagged ``dem-only`` (the terrain-slope section of the evaluation) are
+  left out when none of them drew a figure, i.e. for data that are not DEMs.
 
 Outputs are copied as they are: the page shows what the run computed (the book
 leaves out what went to stderr: ``nb_output_stderr: remove`` in ``_config.yml``).
@@ -53,9 +55,13 @@ def build_page(run: str, kind: str = "train") -> Path:
             raise SystemExit(f"{needed.relative_to(REPO_ROOT)} is missing")
     notebook = nbformat.read(executed, as_version=4)
     cells = [nbformat.v4.new_markdown_cell(intro.read_text().strip())]
+    dem = [cell for cell in notebook.cells if "dem-only" in cell.metadata.get("tags", [])]
+    dem_applies = any(
+        "image/png" in output.get("data", {}) for c in dem for output in c.get("outputs", [])
+    )
     for cell in notebook.cells[1:]:
         tags = cell.metadata.get("tags", [])
-        if "parameters" in tags:
+        if "parameters" in tags or ("dem-only" in tags and not dem_applies):
             continue
         if cell.cell_type == "code":
             cell.source = clean_source(cell.source)
