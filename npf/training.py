@@ -257,9 +257,10 @@ class Trainer:
     def _to_device(self, dataset: GridDataset) -> tuple[torch.Tensor, torch.Tensor]:
         return dataset.values.to(self.device), dataset.valid.to(self.device)
 
-    def _loss(
-        self, values: torch.Tensor, valid: torch.Tensor, context: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward(
+        self, values: torch.Tensor, context: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Scaled values and the model's mean and std (fp32), all in model units."""
         y, _ = self.scaling.to_model(values, context)
         autocast = torch.autocast(
             self.device.type,
@@ -269,7 +270,13 @@ class Trainer:
         )
         with autocast:
             mean, std = self.model(y, context)
-        return gaussian_nll(mean.float(), std.float(), y, valid)
+        return y, mean.float(), std.float()
+
+    def _loss(
+        self, values: torch.Tensor, valid: torch.Tensor, context: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        y, mean, std = self._forward(values, context)
+        return gaussian_nll(mean, std, y, valid)
 
     # -- checkpoints -------------------------------------------------------
     def _identity(self) -> dict[str, Any]:
@@ -423,20 +430,38 @@ class Trainer:
         return self.train_values[index], self.train_valid[index]
 
     @torch.no_grad()
-    def validate(self) -> tuple[float, float]:
-        """Mean summed NLL and NLL per pixel on the validation set (fixed contexts)."""
+    def validate(self) -> dict[str, float]:
+        """Scores on the validation set (fixed contexts).
+
+        ``val_loss``: the training objective, NLL summed over all valid pixels (context
+        included) and averaged over images; ``val_nll_per_pixel``: the same per pixel.
+        On held-out pixels only (valid, not context), pooled over the set and in the
+        data's units, as the test scores are: ``val_heldout_nll`` (nats per pixel) and
+        ``val_heldout_rmse``.
+        """
         self.model.eval()
-        total = total_per_pixel = 0.0
+        total = total_per_pixel = heldout_nll = squared_error = heldout = 0.0
         n = len(self.val_values)
         for start in range(0, n, self.config.batch_size):
             batch = slice(start, start + self.config.batch_size)
-            loss, per_pixel = self._loss(
-                self.val_values[batch], self.val_valid[batch], self.val_context[batch]
-            )
-            size = len(self.val_values[batch])
-            total += loss.item() * size
-            total_per_pixel += per_pixel.item() * size
-        return total / n, total_per_pixel / n
+            values, valid = self.val_values[batch], self.val_valid[batch]
+            context = self.val_context[batch]
+            y, mean, std = self._forward(values, context)
+            loss, per_pixel = gaussian_nll(mean, std, y, valid)
+            total += loss.item() * len(values)
+            total_per_pixel += per_pixel.item() * len(values)
+            targets = (valid & ~context).expand_as(y)
+            nll, _ = gaussian_nll(mean, std, y, targets)
+            heldout_nll += nll.item() * len(values)  # summed over the batch's targets
+            squared_error += torch.where(targets, y - mean, 0.0).square().sum().item()
+            heldout += targets.sum().item()
+        scale = self.scaling.scale
+        return {
+            "val_loss": total / n,
+            "val_nll_per_pixel": total_per_pixel / n,
+            "val_heldout_nll": heldout_nll / max(heldout, 1) + math.log(scale),
+            "val_heldout_rmse": math.sqrt(squared_error / max(heldout, 1)) * scale,
+        }
 
     def fit(
         self, resume: bool = True, progress: bool = True, time_limit_s: float | None = None
@@ -469,8 +494,9 @@ class Trainer:
             if not self._train_steps(epoch, state, deadline, bar.update):
                 break
             validation_start = time.perf_counter()
-            val_loss, val_per_pixel = self.validate()
-            if not (math.isfinite(val_loss) and math.isfinite(val_per_pixel)):
+            scores = self.validate()
+            val_loss = scores["val_loss"]
+            if not (math.isfinite(val_loss) and math.isfinite(scores["val_nll_per_pixel"])):
                 raise FloatingPointError(
                     f"validation loss of epoch {epoch} is not finite ({val_loss}); the run "
                     f"stops here and {self.out_dir / 'last.pt'} keeps epoch {epoch - 1}; "
@@ -482,9 +508,8 @@ class Trainer:
                 {
                     "epoch": epoch,
                     "train_loss": state.total / self.n_batches,
-                    "val_loss": val_loss,
                     "train_nll_per_pixel": state.total_per_pixel / self.n_batches,
-                    "val_nll_per_pixel": val_per_pixel,
+                    **scores,
                     "lr": lr,
                     "seconds": seconds,
                     "train_images_per_s": len(self.train_values) / state.seconds,

@@ -165,7 +165,11 @@ def test_nan_validation_never_becomes_best(tiny_gp, tmp_path, monkeypatch) -> No
     config = TrainConfig(**EAGER, epochs=2, batch_size=64, optimizer="adam", device="cpu")
     trainer = Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path)
     losses = iter([(5.0, 1.0), (float("nan"), float("nan"))])
-    monkeypatch.setattr(trainer, "validate", lambda: next(losses))
+    monkeypatch.setattr(
+        trainer,
+        "validate",
+        lambda: dict(zip(("val_loss", "val_nll_per_pixel"), next(losses), strict=True)),
+    )
     with pytest.raises(FloatingPointError, match="validation loss of epoch 2 is not finite"):
         trainer.fit(progress=False)
     assert torch.load(tmp_path / "best.pt", weights_only=False)["epoch"] == 1
@@ -210,3 +214,34 @@ def test_full_disk_names_the_checkpoint_and_keeps_the_old_one(tiny_gp, tmp_path,
         Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path).fit(progress=False)
     assert (tmp_path / "last.pt").read_bytes() == before
     assert not (tmp_path / "last.pt.tmp").exists()
+
+
+def test_validation_scores_held_out_pixels_in_data_units(tiny_gp, tmp_path) -> None:
+    """The held-out validation scores equal the test scorer's, pooled over pixels."""
+    from npf.metrics import nll, rmse
+    from npf.predictors import convcnp_predict
+    from npf.scaling import ValueScaling
+
+    # the trainer scales by the training set's rule; a scale of 2 checks the units
+    splits = replace(tiny_gp, train=replace(tiny_gp.train, scaling=ValueScaling(2.0)))
+    config = TrainConfig(**EAGER, epochs=1, batch_size=16, device="cpu")
+    trainer = Trainer(build_model(1, seed=3, **SMALL), splits, config, tmp_path)
+    # training contexts of 0-30 % leave some validation images without any: leave them out
+    keep = trainer.val_context.flatten(1).any(1)
+    trainer.val_values, trainer.val_valid, trainer.val_context = (
+        trainer.val_values[keep],
+        trainer.val_valid[keep],
+        trainer.val_context[keep],
+    )
+    scores = trainer.validate()
+    mean, std = convcnp_predict(
+        trainer.model, trainer.scaling, trainer.val_values, trainer.val_context
+    )
+    held_out = (trainer.val_valid & ~trainer.val_context).numpy()
+    truth = trainer.val_values.numpy()
+    assert scores["val_heldout_rmse"] == pytest.approx(
+        rmse(mean.numpy(), truth, held_out), rel=1e-4
+    )
+    assert scores["val_heldout_nll"] == pytest.approx(
+        nll(mean.numpy(), std.numpy(), truth, held_out), rel=1e-4
+    )
