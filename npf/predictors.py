@@ -12,7 +12,7 @@ them (kriging's fitted variograms).
 * :class:`GaussianProcessOracle`: the exact posterior, from a data set's known
   :class:`~npf.data.base.GaussianFieldTruth`.
 
-:func:`study_predictors` picks the ones that apply to a data set.
+:func:`default_predictors` picks the ones that apply to a data set.
 """
 
 from __future__ import annotations
@@ -279,7 +279,7 @@ class GaussianProcessOracle:
         return Prediction(mean, std)
 
 
-def study_predictors(
+def default_predictors(
     dataset: GridDataset,
     convcnp: ConvCNP | None = None,
     kriging: bool = False,

@@ -8,7 +8,7 @@ from npf.data.base import GridDataset
 from npf.data.gp import generate
 from npf.evaluation import evaluate
 from npf.model import GridConvCNP
-from npf.predictors import ConvCNP, study_predictors
+from npf.predictors import ConvCNP, default_predictors
 from npf.scaling import ValueScaling
 from npf.study.tables import coverage_table, variogram_table
 
@@ -24,7 +24,7 @@ def fields():
 def sweep(fields):
     torch.manual_seed(0)
     model = GridConvCNP(1, hidden_channels=8, n_blocks=1, kernel_size=5, setconv_kernel_size=5)
-    predictors = study_predictors(fields, ConvCNP(model, ValueScaling()), kriging=True)
+    predictors = default_predictors(fields, ConvCNP(model, ValueScaling()), kriging=True)
     return evaluate(predictors, fields, FRACTIONS, seed=1, progress=False)
 
 
@@ -68,9 +68,9 @@ def test_oracle_and_kriging_behave_as_theory_says(sweep) -> None:
 
 def test_focus_fraction_must_be_swept(fields) -> None:
     with pytest.raises(ValueError, match="focus_fraction"):
-        evaluate(study_predictors(fields), fields, (0.1, 0.2), progress=False)
+        evaluate(default_predictors(fields), fields, (0.1, 0.2), progress=False)
     with pytest.raises(TypeError, match="sequence of numbers"):
-        evaluate(study_predictors(fields), fields, "[0.125]", progress=False)
+        evaluate(default_predictors(fields), fields, "[0.125]", progress=False)
 
 
 def test_dem_like_data_get_slope_errors_in_metres() -> None:
@@ -84,7 +84,7 @@ def test_dem_like_data_get_slope_errors_in_metres() -> None:
         labels={"scene": np.array(["a", "b"])},
         pixel_size_m=np.array([30.0, 90.0]),
     )
-    result = evaluate(study_predictors(dem, kriging=True), dem, (0.125,), progress=False)
+    result = evaluate(default_predictors(dem, kriging=True), dem, (0.125,), progress=False)
     slope = result.slope_rmse.sel(fraction=0.125)
     assert int(slope["pixels"].sum()) == 2 * (256 - 32)
     assert set(slope["predictor"].values) == {"nearest", "linear", "cubic", "kriging"}

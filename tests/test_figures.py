@@ -16,7 +16,7 @@ from npf.data.base import GridDataset
 from npf.data.gp import generate
 from npf.model import GridConvCNP
 from npf.predict import predict
-from npf.predictors import ConvCNP, study_predictors
+from npf.predictors import ConvCNP, default_predictors
 from npf.scaling import ValueScaling
 from npf.study.figures import (
     METHOD_COLOURS,
@@ -44,7 +44,7 @@ def small_model(dataset: GridDataset) -> list:
     model = GridConvCNP(
         dataset.channels, hidden_channels=8, n_blocks=1, kernel_size=5, setconv_kernel_size=5
     )
-    return study_predictors(dataset, ConvCNP(model, ValueScaling()))
+    return default_predictors(dataset, ConvCNP(model, ValueScaling()))
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from npf.predictors import (
     GaussianProcessOracle,
     Interpolation,
     OrdinaryKriging,
-    study_predictors,
+    default_predictors,
 )
 from npf.scoring import score_images, summarise_scores
 from npf.study.tables import metrics_table
@@ -23,7 +23,7 @@ def gp_test():
 
 
 def test_baselines_and_oracle_layout_and_masks(gp_test) -> None:
-    predictions = predict(study_predictors(gp_test), gp_test, fraction=0.25, progress=False)
+    predictions = predict(default_predictors(gp_test), gp_test, fraction=0.25, progress=False)
     assert list(predictions["predictor"].values) == ["nearest", "linear", "cubic", "oracle"]
     assert list(predictions["probabilistic"].values) == [False, False, False, True]
     assert predictions["mean"].shape == (4, 12, 1, 16, 16)
@@ -34,7 +34,7 @@ def test_baselines_and_oracle_layout_and_masks(gp_test) -> None:
 
 
 def test_oracle_is_calibrated_and_best(gp_test) -> None:
-    predictions = predict(study_predictors(gp_test), gp_test, fraction=0.125, progress=False)
+    predictions = predict(default_predictors(gp_test), gp_test, fraction=0.125, progress=False)
     results = summarise_scores(score_images(predictions))
     assert abs(results["oracle"]["coverage95"]["mean"] - 0.95) < 0.03
     for baseline in ("nearest", "linear", "cubic"):
@@ -83,7 +83,7 @@ def test_nothing_held_out_is_refused_before_predicting_or_scoring(gp_test) -> No
 def test_every_predictor_reads_only_the_context(gp_test) -> None:
     """Changing the pixels outside the context changes no prediction."""
     dataset = gp_test.subset(range(3))
-    predictors = [*study_predictors(dataset), OrdinaryKriging()]
+    predictors = [*default_predictors(dataset), OrdinaryKriging()]
     before = predict(predictors, dataset, fraction=0.2, seed=3, progress=False)
     context = torch.from_numpy(before["context"].values)[:, None]
     dataset.values = torch.where(context, dataset.values, dataset.values + 5.0)
@@ -102,7 +102,7 @@ def test_kriging_diagnostics_are_its_fitted_variograms(gp_test) -> None:
 def test_the_oracle_follows_each_image_by_its_id(gp_test) -> None:
     """A subset's oracle uses the subset images' own length scales."""
     ids = [7, 2]
-    whole = predict(study_predictors(gp_test), gp_test, 0.25, indices=ids, progress=False)
+    whole = predict(default_predictors(gp_test), gp_test, 0.25, indices=ids, progress=False)
     alone = predict(
         [GaussianProcessOracle(gp_test.truth.subset(np.array(ids)))],
         gp_test.subset(ids),

@@ -2,7 +2,7 @@
 
 * :class:`TrainingRun` (``notebooks/train.ipynb``): loads a data set, trains a
   ConvCNP (resuming from the run folder's ``last.pt``), predicts a seeded subset
-  of the test images with every method of :func:`~npf.predictors.study_predictors`
+  of the test images with every method of :func:`~npf.predictors.default_predictors`
   and writes the run folder: checkpoints, ``history.json``, figures,
   ``metrics.json`` and ``run.json`` (parameters, machine, wall time).
 * :class:`EvaluationRun` (``notebooks/evaluate.ipynb``): a trained checkpoint
@@ -30,7 +30,7 @@ from npf.data import load_splits
 from npf.data.base import GridDataset, Splits
 from npf.evaluation import Evaluation, evaluate
 from npf.predict import predict
-from npf.predictors import ConvCNP, study_predictors
+from npf.predictors import ConvCNP, default_predictors
 from npf.scoring import Summary, score_images, summarise_scores, worst_images
 from npf.study import figures, tables
 from npf.study.parameters import EVALUATE_PARAMETERS, TRAIN_PARAMETERS
@@ -131,7 +131,7 @@ class TrainingRun:
         p = self.parameters
         convcnp = ConvCNP.load(self.folder / "best.pt", device=str(self.trainer.device))
         indices = test_subset(len(self.test), p["n_test_images"], p["seed"])
-        predictors = study_predictors(self.test, convcnp)
+        predictors = default_predictors(self.test, convcnp)
         return predict(predictors, self.test, p["eval_context"], p["seed"], indices, progress)
 
     def prediction_figure(self, predictions: xr.Dataset) -> Figure:
@@ -241,7 +241,7 @@ class EvaluationRun:
     def run(self, progress: bool = True) -> dict[float, Summary]:
         """The sweep; returns its summary by fraction."""
         p = self.parameters
-        predictors = study_predictors(
+        predictors = default_predictors(
             self.test, self.convcnp, kriging=True, kriging_neighbours=p["kriging_neighbours"]
         )
         self.evaluation = evaluate(
