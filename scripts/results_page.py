@@ -12,7 +12,7 @@ with ``--evaluation``, reads ``book/beyond/RUN/evaluate.ipynb`` (an executed
   (the page's label, title and introduction, written for the data set);
 * ``reading.md`` of the run folder, if present, is appended (what the numbers say);
 * code is hidden behind "show code" toggles (``hide-input``); cells that print
-  nothing are left out of the page (``remove-cell``) except the injected
+  nothing but to stderr are left out of the page (``remove-cell``) except the injected
   parameters, the notebook's own defaults cell is dropped, and the ``NBVAL``
   markers for the test suite are taken out of view;
 * cells tagged ``dem-only`` (the terrain-slope section of the evaluation) are
@@ -65,7 +65,9 @@ def build_page(run: str, kind: str = "train") -> Path:
             continue
         if cell.cell_type == "code":
             cell.source = clean_source(cell.source)
-            shown = cell.outputs or "injected-parameters" in tags
+            # the book leaves out stderr (progress bars): such a cell would show nothing
+            printed = [output for output in cell.outputs if output.get("name") != "stderr"]
+            shown = printed or "injected-parameters" in tags
             cell.metadata["tags"] = [*tags, "hide-input" if shown else "remove-cell"]
         cells.append(cell)
     reading = run_dir / "reading.md"

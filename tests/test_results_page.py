@@ -47,6 +47,7 @@ def test_page_has_its_own_title_hidden_code_and_reading(results_page, tmp_path) 
         code('dataset = "gp"', tags=["parameters"]),
         code('dataset = "demo"', tags=["injected-parameters"]),
         code("import numpy"),
+        code("fit()", outputs=[nbformat.v4.new_output("stream", name="stderr", text="10%|#")]),
         code("# NBVAL_IGNORE_OUTPUT\n# (timings)\nprint('RMSE 0.2')", outputs=[printed]),
     ]
     nbformat.write(executed(cells), run / "train.ipynb")
@@ -59,6 +60,7 @@ def test_page_has_its_own_title_hidden_code_and_reading(results_page, tmp_path) 
     assert tags == [
         ["injected-parameters", "hide-input"],
         ["remove-cell"],  # prints nothing
+        ["remove-cell"],  # only a progress bar, which the book leaves out
         ["hide-input"],
     ]
     assert page.cells[-2].source == "print('RMSE 0.2')"  # test-suite markers out of view
