@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-import torch
 import xarray as xr
 from rasterio.crs import CRS
 from rasterio.errors import CRSError, RasterioError
@@ -40,7 +39,7 @@ from tqdm.auto import tqdm
 from npf import __version__
 from npf.data.tiling import crs_problem, decode
 from npf.model import DepthwiseSeparableConv2d, GridConvCNP
-from npf.predictors import ConvCNP, convcnp_predict
+from npf.predictors import ConvCNP, Tasks
 from npf.scaling import ValueScaling
 
 #: side of the tiles the DEM model was trained on (px)
@@ -76,8 +75,6 @@ class Filler:
     def load(cls, path: str | Path, device: str = "cpu") -> Filler:
         """Load ``path``; raise unless it predicts single-band rasters."""
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint {path} not found")
         convcnp = ConvCNP.load(path, device)
         if convcnp.model.y_channels != 1:
             raise ValueError(
@@ -115,11 +112,11 @@ class Filler:
     def predict(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std of one window (H, W) from its finite pixels, which stay as given."""
         context = np.isfinite(values)
-        y = torch.from_numpy(np.where(context, values, 0.0).astype(np.float32))[None, None]
-        mask = torch.from_numpy(context)[None, None]
-        convcnp = self.convcnp
-        mean, std = convcnp_predict(convcnp.model, convcnp.scaling, y, mask, device=convcnp.device)
-        mean, std = mean[0, 0].double().numpy(), std[0, 0].double().numpy()
+        prediction = self.convcnp.predict(Tasks.of_raster(values, context))
+        mean, std = (
+            prediction.mean[0, 0].astype(np.float64),
+            prediction.std[0, 0].astype(np.float64),
+        )
         return np.where(context, values, mean), np.where(context, 0.0, std)
 
 

@@ -215,7 +215,6 @@ class EvaluationRun:
                     f"notebooks/train.ipynb runs/{p['dataset']}.ipynb -p dataset {p['dataset']}"
                 )
             convcnp = ConvCNP.load(path, p["device"], p["batch_size"])
-            convcnp.check_fits(test)
         indices = test_subset(len(test), p["n_test_images"], p["seed"])
         environment = provenance.environment(p["device"])
         return cls(p, folder, test, indices, convcnp, environment, started)

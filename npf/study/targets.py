@@ -14,75 +14,73 @@ TARGET_FRACTION = 0.125
 
 @dataclass(frozen=True)
 class Target:
-    """A named check of the scores at :data:`TARGET_FRACTION`; ``measure`` gives the
-    text shown and whether the target is met, or ``None`` when it cannot be judged."""
+    """A named check of ConvCNP's ``metric`` at :data:`TARGET_FRACTION`, alone or against
+    the ``reference`` predictor's; ``judge(ours, theirs)`` gives the text shown and
+    whether the target is met."""
 
     name: str
-    measure: Callable[[Summary], tuple[str, bool] | None]
+    metric: str
+    judge: Callable[[float, float], tuple[str, bool]]
+    reference: str | None = None
+
+    def measure(self, results: Summary) -> tuple[str, bool] | None:
+        """The judgement, or ``None`` when ConvCNP's or the reference's score is missing."""
+        ours = _mean(results, "convcnp", self.metric)
+        theirs = _mean(results, self.reference, self.metric) if self.reference else 0.0
+        if ours is None or theirs is None:
+            return None
+        return self.judge(ours, theirs)
 
 
 def _mean(results: Summary, predictor: str, metric: str) -> float | None:
     return results.get(predictor, {}).get(metric, {}).get("mean")
 
 
-def _coverage(results: Summary) -> tuple[str, bool] | None:
-    value = _mean(results, "convcnp", "coverage95")
-    return None if value is None else (f"{100 * value:.1f} %", 0.93 <= value <= 0.97)
+def _rmse_below(reference: str) -> Target:
+    return Target(
+        f"RMSE below {reference}'s",
+        "rmse",
+        lambda ours, theirs: (f"{ours:.3g} vs {theirs:.3g}", ours < theirs),
+        reference,
+    )
 
 
-def _rmse_below(other: str) -> Callable[[Summary], tuple[str, bool] | None]:
-    def measure(results: Summary) -> tuple[str, bool] | None:
-        ours, theirs = _mean(results, "convcnp", "rmse"), _mean(results, other, "rmse")
-        if ours is None or theirs is None:
-            return None
-        return f"{ours:.3g} vs {theirs:.3g}", ours < theirs
-
-    return measure
-
-
-def _rmse_near_kriging(results: Summary) -> tuple[str, bool] | None:
-    ours, kriging = _mean(results, "convcnp", "rmse"), _mean(results, "kriging", "rmse")
-    if ours is None or kriging is None:
-        return None
-    return f"ratio {ours / kriging:.3f}", ours / kriging <= 1.10
-
-
-def _nll_near_oracle(results: Summary) -> tuple[str, bool] | None:
-    ours, oracle = _mean(results, "convcnp", "nll"), _mean(results, "oracle", "nll")
-    if ours is None or oracle is None:
-        return None
-    return f"gap {ours - oracle:+.3f}", ours - oracle <= 0.10
-
-
-def _fashion_rmse(results: Summary) -> tuple[str, bool] | None:
-    ours, linear = _mean(results, "convcnp", "rmse"), _mean(results, "linear", "rmse")
-    if ours is None or linear is None:
-        return None
+def _fashion_rmse(ours: float, linear: float) -> tuple[str, bool]:
     below = 1 - ours / linear
     return f"{ours:.3g}, {100 * below:.0f} % below linear", ours <= 0.10 and below >= 0.25
 
 
-COVERAGE = Target("95 % intervals cover 93-97 %", _coverage)
+COVERAGE = Target(
+    "95 % intervals cover 93-97 %",
+    "coverage95",
+    lambda value, _: (f"{100 * value:.1f} %", 0.93 <= value <= 0.97),
+)
 TARGETS: dict[str, tuple[Target, ...]] = {
     "gp": (
         COVERAGE,
-        Target("RMSE below cubic's", _rmse_below("cubic")),
-        Target("RMSE below kriging's", _rmse_below("kriging")),
-        Target("NLL within 0.10 nats/pixel of the oracle's", _nll_near_oracle),
+        _rmse_below("cubic"),
+        _rmse_below("kriging"),
+        Target(
+            "NLL within 0.10 nats/pixel of the oracle's",
+            "nll",
+            lambda ours, oracle: (f"gap {ours - oracle:+.3f}", ours - oracle <= 0.10),
+            "oracle",
+        ),
     ),
     "tfasr": (
         COVERAGE,
-        Target("RMSE below cubic's", _rmse_below("cubic")),
-        Target("RMSE within 10 % of kriging's", _rmse_near_kriging),
+        _rmse_below("cubic"),
+        Target(
+            "RMSE within 10 % of kriging's",
+            "rmse",
+            lambda ours, kriging: (f"ratio {ours / kriging:.3f}", ours / kriging <= 1.10),
+            "kriging",
+        ),
     ),
-    "eurosat": (
-        COVERAGE,
-        Target("RMSE below linear's", _rmse_below("linear")),
-        Target("RMSE below cubic's", _rmse_below("cubic")),
-    ),
+    "eurosat": (COVERAGE, _rmse_below("linear"), _rmse_below("cubic")),
     "fashionmnist": (
         COVERAGE,
-        Target("RMSE <= 0.10 and at least 25 % below linear's", _fashion_rmse),
+        Target("RMSE <= 0.10 and at least 25 % below linear's", "rmse", _fashion_rmse, "linear"),
     ),
 }
 
