@@ -1,12 +1,14 @@
 """Command line: fill raster voids or grid scattered points with a trained ConvCNP.
 
-    python -m npf fill IN.tif -o OUT.tif --checkpoint runs/tfasr/best.pt
-    python -m npf grid POINTS.csv -o OUT.tif --checkpoint best.pt --like REF.tif
-    python -m npf grid POINTS.csv -o OUT.tif --checkpoint best.pt \\
+    python -m npf fill IN.tif -o OUT.tif
+    python -m npf grid POINTS.gpkg -o OUT.tif --like REF.tif --column elevation
+    python -m npf grid POINTS.csv -o OUT.tif \\
         --bounds XMIN YMIN XMAX YMAX --resolution R --crs EPSG:32633
 
 Both write a 2-band float32 GeoTIFF: the prediction (observed pixels unchanged)
-and its standard deviation (0 where observed); see :mod:`npf.raster`.
+and its standard deviation (0 where observed); see :mod:`npf.raster` and
+:mod:`npf.gridding`. Without ``--checkpoint`` they use the study's DEM model
+shipped with the package (``npf/checkpoints/dem.pt``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import Path
 
 from rasterio.errors import RasterioError
 
-from npf.raster import DEFAULT_WINDOW, ExtrapolationWarning, Grid, fill_raster, grid_points
+from npf.gridding import Grid, grid_points, read_points
+from npf.raster import DEFAULT_CHECKPOINT, DEFAULT_WINDOW, ExtrapolationWarning, fill_raster
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -26,16 +29,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", required=True)
     fill = commands.add_parser("fill", help="predict every nodata pixel of a single-band GeoTIFF")
     fill.add_argument("input", type=Path, help="single-band GeoTIFF with voids")
-    grid = commands.add_parser("grid", help="grid scattered points (CSV: x, y, value)")
-    grid.add_argument("points", type=Path, help="CSV with columns x, y, value")
+    grid = commands.add_parser("grid", help="grid scattered points (CSV or vector file)")
+    grid.add_argument(
+        "points", type=Path, help="CSV with columns x, y, value, or a vector file of points (.gpkg)"
+    )
+    grid.add_argument("--column", default="value", help="the points' value column or field")
+    grid.add_argument("--layer", help="layer of a multi-layer vector file (default: the first)")
     target = grid.add_mutually_exclusive_group(required=True)
     target.add_argument("--like", type=Path, help="take the grid of this raster")
     target.add_argument("--bounds", type=float, nargs=4, metavar=("XMIN", "YMIN", "XMAX", "YMAX"))
     grid.add_argument("--resolution", type=float, help="pixel size, with --bounds")
-    grid.add_argument("--crs", help="CRS of the points and grid, with --bounds (EPSG:xxxx)")
+    grid.add_argument(
+        "--crs", help="CRS of the grid, with --bounds (default: the points' own, if they have one)"
+    )
     for command in (fill, grid):
         command.add_argument("-o", "--output", type=Path, required=True, help="GeoTIFF to write")
-        command.add_argument("--checkpoint", type=Path, required=True, help="best.pt of a run")
+        command.add_argument(
+            "--checkpoint",
+            type=Path,
+            default=DEFAULT_CHECKPOINT,
+            help="best.pt of a run (default: the study's DEM model shipped with npf)",
+        )
         command.add_argument("--window", type=int, default=DEFAULT_WINDOW, help="px per window")
         command.add_argument("--margin", type=int, help="px read around a window (default: auto)")
         command.add_argument("--device", default="cpu", help="cpu, cuda or auto")
@@ -57,12 +71,13 @@ def run(args: argparse.Namespace) -> list[str]:
     }
     if args.command == "fill":
         return fill_raster(args.input, args.output, args.checkpoint, **options)
+    points = read_points(args.points, args.column, args.layer)
     grid = (
         Grid.like(args.like)
         if args.like is not None
-        else Grid.from_bounds(tuple(args.bounds), args.resolution, args.crs)
+        else Grid.from_bounds(tuple(args.bounds), args.resolution, args.crs or points.crs)
     )
-    return grid_points(args.points, args.output, args.checkpoint, grid, **options)
+    return grid_points(points, args.output, grid, args.checkpoint, **options)
 
 
 def main(argv: list[str] | None = None) -> int:

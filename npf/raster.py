@@ -1,4 +1,4 @@
-"""Fill the voids of a raster, or grid scattered points, with a trained ConvCNP.
+"""Fill the voids of a raster with a trained ConvCNP (gridding points: :mod:`npf.gridding`).
 
 Data flow: a single-band raster (GeoTIFF or :class:`xarray.DataArray`, invalid
 pixels = missing) is cut into windows of ``window`` pixels; each is read with a
@@ -13,14 +13,13 @@ std 0; pixels with no valid pixel in their window are left nodata.
 What ConvCNP was not trained for is reported as warnings (:class:`ExtrapolationWarning`,
 also stored in the output): voids wider than the training tiles, context denser
 than in training, and values far from their window's mean in model units.
+
+Without a checkpoint, the DEM model shipped in ``npf/checkpoints/dem.pt`` is used
+(:data:`DEFAULT_CHECKPOINT`; its README says which run and epoch it comes from).
 """
 
 from __future__ import annotations
 
-import csv
-import math
-import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,9 +28,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import xarray as xr
-from rasterio.crs import CRS
-from rasterio.errors import CRSError, RasterioError
-from rasterio.transform import Affine, from_origin
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from scipy.ndimage import distance_transform_edt
 from tqdm.auto import tqdm
@@ -48,6 +45,8 @@ TRAINING_TILE = 64
 #: the DEM training tiles stay below 10 (the largest reaches 16)
 FAR_VALUE_SCALES = 10.0
 DEFAULT_WINDOW = 256
+#: the study's DEM model (from the ``tfasr`` run), used when no checkpoint is given
+DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "dem.pt"
 BAND_DESCRIPTIONS = ("mean: filled value (observed pixels unchanged)", "std (0 where observed)")
 
 
@@ -252,13 +251,14 @@ def fill_windows(
 
 
 def open_filler(checkpoint: str | Path | Filler, device: str = "cpu") -> Filler:
+    """``checkpoint`` itself if already loaded, else the single-band model stored there."""
     return checkpoint if isinstance(checkpoint, Filler) else Filler.load(checkpoint, device)
 
 
 def fill_raster(
     source: str | Path,
     destination: str | Path,
-    checkpoint: str | Path | Filler,
+    checkpoint: str | Path | Filler = DEFAULT_CHECKPOINT,
     window: int = DEFAULT_WINDOW,
     margin: int | None = None,
     device: str = "cpu",
@@ -330,140 +330,9 @@ def fill_raster(
     return found.messages
 
 
-def read_points(path: str | Path) -> np.ndarray:
-    """(N, 3) x, y, value of a CSV with columns ``x``, ``y`` and ``value``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"points file {path} not found")
-    if path.suffix.lower() != ".csv":
-        raise ValueError(f"{path}: points must be a CSV with columns x, y, value")
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        columns = [name.strip().lower() for name in reader.fieldnames or []]
-        if missing := [name for name in ("x", "y", "value") if name not in columns]:
-            raise ValueError(f"{path}: missing columns {missing}; found {columns}")
-        rows = [{k.strip().lower(): v for k, v in row.items()} for row in reader]
-    try:
-        points = np.array([[float(r["x"]), float(r["y"]), float(r["value"])] for r in rows])
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{path}: non-numeric x, y or value ({error})") from error
-    points = points.reshape(-1, 3)
-    points = points[np.isfinite(points).all(axis=1)]
-    if not len(points):
-        raise ValueError(f"{path}: no point with finite x, y and value")
-    return points
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A raster's georeference."""
-
-    crs: CRS
-    transform: Affine
-    width: int
-    height: int
-
-    @classmethod
-    def like(cls, path: str | Path) -> Grid:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"reference raster {path} not found")
-        with rasterio.open(path) as ref:
-            if problem := crs_problem(ref.crs):
-                raise ValueError(f"{path}: {problem}")
-            return cls(ref.crs, ref.transform, ref.width, ref.height)
-
-    @classmethod
-    def from_bounds(
-        cls, bounds: tuple[float, float, float, float], resolution: float, crs: str | None
-    ) -> Grid:
-        xmin, ymin, xmax, ymax = bounds
-        if not (xmax > xmin and ymax > ymin and resolution > 0):
-            raise ValueError(f"need xmin < xmax, ymin < ymax and resolution > 0, got {bounds}")
-        if crs is None:
-            raise ValueError("a CSV carries no CRS: pass --crs (e.g. EPSG:32633)")
-        try:
-            parsed = CRS.from_user_input(crs)
-        except (CRSError, ValueError) as error:
-            raise ValueError(f"unknown CRS {crs!r} ({error})") from error
-        width = math.ceil((xmax - xmin) / resolution)
-        height = math.ceil((ymax - ymin) / resolution)
-        return cls(parsed, from_origin(xmin, ymax, resolution, resolution), width, height)
-
-
-def rasterise(points: np.ndarray, grid: Grid, path: Path, strip: int = DEFAULT_WINDOW) -> int:
-    """Write the mean of the points in each pixel to ``path`` (NaN elsewhere), strip by strip.
-
-    Returns how many points fall inside the grid; raises if none does.
-    """
-    inverse = ~grid.transform
-    col = np.floor(inverse.a * points[:, 0] + inverse.b * points[:, 1] + inverse.c)
-    row = np.floor(inverse.d * points[:, 0] + inverse.e * points[:, 1] + inverse.f)
-    inside = (col >= 0) & (col < grid.width) & (row >= 0) & (row < grid.height)
-    if not inside.any():
-        raise ValueError(f"none of the {len(points)} points falls inside the grid")
-    flat = row[inside].astype(np.int64) * grid.width + col[inside].astype(np.int64)
-    pixels, which = np.unique(flat, return_inverse=True)
-    means = np.bincount(which, points[inside, 2]) / np.bincount(which)
-    profile = {
-        "driver": "GTiff",
-        "width": grid.width,
-        "height": grid.height,
-        "count": 1,
-        "dtype": "float32",
-        "crs": grid.crs,
-        "transform": grid.transform,
-        "nodata": np.nan,
-        "tiled": True,
-        "BIGTIFF": "IF_SAFER",
-    }
-    with rasterio.open(path, "w", **profile) as dst:
-        for top in range(0, grid.height, strip):
-            height = min(strip, grid.height - top)
-            lo, hi = np.searchsorted(pixels, [top * grid.width, (top + height) * grid.width])
-            band = np.full(height * grid.width, np.nan, dtype=np.float32)
-            band[pixels[lo:hi] - top * grid.width] = means[lo:hi]
-            dst.write(
-                band.reshape(1, height, grid.width), window=Window(0, top, grid.width, height)
-            )
-    return int(inside.sum())
-
-
-def grid_points(
-    points_path: str | Path,
-    destination: str | Path,
-    checkpoint: str | Path | Filler,
-    grid: Grid,
-    window: int = DEFAULT_WINDOW,
-    margin: int | None = None,
-    device: str = "cpu",
-    progress: bool = True,
-) -> list[str]:
-    """Grid scattered points: the mean of the points in a pixel is context, the rest predicted.
-
-    Writes the same two bands as :func:`fill_raster`; returns its warnings.
-    """
-    points = read_points(points_path)
-    filler = open_filler(checkpoint, device)
-    destination = Path(destination)
-    handle, name = tempfile.mkstemp(suffix=".tif", dir=destination.parent)
-    os.close(handle)
-    try:
-        inside = rasterise(points, grid, Path(name))
-        tags = {
-            "NPF_POINTS": str(Path(points_path).resolve()),
-            "NPF_POINTS_INSIDE": str(inside),
-            "NPF_POINTS_OUTSIDE": str(len(points) - inside),
-        }
-        found = fill_raster(name, destination, filler, window, margin, device, progress, tags)
-    finally:
-        Path(name).unlink(missing_ok=True)
-    return found
-
-
 def fill_dataarray(
     data: xr.DataArray,
-    checkpoint: str | Path | Filler,
+    checkpoint: str | Path | Filler = DEFAULT_CHECKPOINT,
     window: int = DEFAULT_WINDOW,
     margin: int | None = None,
     device: str = "cpu",

@@ -1,12 +1,16 @@
-"""Filling raster voids and gridding points with a checkpoint: npf.raster and python -m npf."""
+"""Filling raster voids and gridding points with a checkpoint: npf.raster, npf.gridding and
+python -m npf."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pyogrio
 import pytest
 import rasterio
+import rasterio.warp
+import shapely
 import torch
 import xarray as xr
 from rasterio.transform import from_origin
@@ -15,7 +19,8 @@ from rasterio.windows import transform as window_transform
 
 from npf import __version__
 from npf.__main__ import main
-from npf.raster import ExtrapolationWarning, Grid, fill_dataarray, fill_raster, grid_points
+from npf.gridding import Grid, grid_points, read_points
+from npf.raster import DEFAULT_CHECKPOINT, ExtrapolationWarning, Filler, fill_dataarray, fill_raster
 from npf.training import TrainConfig, Trainer, build_model
 
 SMALL = {"hidden_channels": 16, "n_blocks": 2, "kernel_size": 5}
@@ -171,7 +176,7 @@ def test_grid_from_bounds(checkpoint, tmp_path) -> None:
     csv = tmp_path / "points.csv"
     csv.write_text("x,y,value\n5,5,1\n55,35,2\n")
     grid = Grid.from_bounds((0, 0, 60, 40), 10, "EPSG:3857")
-    grid_points(csv, tmp_path / "out.tif", checkpoint, grid, progress=False)
+    grid_points(csv, tmp_path / "out.tif", grid, checkpoint, progress=False)
     bands, meta = read_output(tmp_path / "out.tif")
     assert bands.shape == (2, 4, 6) and meta["crs"].to_epsg() == 3857
     assert bands[0, 3, 0] == 1 and bands[0, 0, 5] == 2
@@ -278,10 +283,10 @@ def test_rejects_bad_points_and_grids(checkpoint, tmp_path) -> None:
     csv.write_text("easting,northing,value\n1,2,3\n")
     grid = Grid.from_bounds((0, 0, 60, 40), 10, "EPSG:3857")
     with pytest.raises(ValueError, match=r"missing columns \['x', 'y'\]"):
-        grid_points(csv, tmp_path / "out.tif", checkpoint, grid)
+        grid_points(csv, tmp_path / "out.tif", grid, checkpoint)
     csv.write_text("x,y,value\n1000,2000,3\n")
     with pytest.raises(ValueError, match="none of the 1 points falls inside the grid"):
-        grid_points(csv, tmp_path / "out.tif", checkpoint, grid)
+        grid_points(csv, tmp_path / "out.tif", grid, checkpoint)
     with pytest.raises(ValueError, match="unknown CRS"):
         Grid.from_bounds((0, 0, 60, 40), 10, "EPSG:bogus")
     with pytest.raises(SystemExit):
@@ -293,3 +298,79 @@ def test_rejects_a_margin_below_the_receptive_field(checkpoint) -> None:
     data = xr.DataArray(field(20, 20).astype(np.float64), dims=("y", "x"))
     with pytest.raises(ValueError, match="margin 5 px is below the 32 px"):
         fill_dataarray(data, checkpoint, margin=5)
+
+
+def write_gpkg(
+    path: Path, geometries, fields: dict[str, list], crs: str | None, kind: str = "Point"
+) -> Path:
+    """A GeoPackage of ``kind`` geometries (shapely) with ``fields``, written through pyogrio."""
+    pyogrio.raw.write(
+        path,
+        shapely.to_wkb(np.asarray(geometries, dtype=object)),
+        [np.asarray(values) for values in fields.values()],
+        list(fields),
+        driver="GPKG",
+        geometry_type=kind,
+        crs=crs,
+    )
+    return path
+
+
+def test_grids_a_geopackage_in_another_crs(checkpoint, tmp_path) -> None:
+    reference = write_tif(tmp_path / "ref.tif", field(20, 30))
+    # two points in WGS84 that land in pixels (2, 3) and (10, 20) of the UTM 33N grid
+    utm = np.array([[TRANSFORM.c + 3.5 * 30, TRANSFORM.f - 2.5 * 30],
+                    [TRANSFORM.c + 20.5 * 30, TRANSFORM.f - 10.5 * 30]])  # fmt: skip
+    lon, lat = map(np.asarray, rasterio.warp.transform(CRS, "EPSG:4326", utm[:, 0], utm[:, 1]))
+    gpkg = write_gpkg(
+        tmp_path / "points.gpkg",
+        shapely.points(lon, lat),
+        {"elevation": [1.0, -1.0], "name": ["a", "b"]},
+        "EPSG:4326",
+    )
+    points = read_points(gpkg, "elevation")
+    assert points.crs.to_epsg() == 4326 and len(points) == 2
+    out = tmp_path / "grid.tif"
+    assert main(["grid", str(gpkg), "-o", str(out), "--checkpoint", str(checkpoint),
+                 "--like", str(reference), "--column", "elevation", "--quiet"]) == 0  # fmt: skip
+    bands, meta = read_output(out)
+    assert bands[0, 2, 3] == 1.0 and bands[0, 10, 20] == -1.0
+    assert meta["tags"]["NPF_POINTS_CRS"] == "EPSG:4326"
+    # with --bounds, the grid takes the points' own CRS when --crs is not given
+    grid = Grid.from_bounds((lon.min() - 0.01, lat.min() - 0.01, lon.max() + 0.01,
+                             lat.max() + 0.01), 0.001, points.crs)  # fmt: skip
+    grid_points(points, tmp_path / "deg.tif", grid, checkpoint, progress=False)
+    assert read_output(tmp_path / "deg.tif")[1]["crs"].to_epsg() == 4326
+
+
+@pytest.mark.filterwarnings("ignore:'crs' was not provided")
+def test_rejects_vector_files_that_hold_no_usable_points(checkpoint, tmp_path) -> None:
+    gpkg = write_gpkg(tmp_path / "p.gpkg", shapely.points([0, 1], [0, 1]), {"z": [1, 2]}, None)
+    with pytest.raises(ValueError, match=r"no field 'value'; fields: \['z'\]"):
+        read_points(gpkg)
+    assert read_points(gpkg, "z").crs is None  # then the grid's CRS is assumed
+    text = write_gpkg(tmp_path / "t.gpkg", shapely.points([0], [0]), {"z": ["high"]}, None)
+    with pytest.raises(ValueError, match="'z' is not numeric"):
+        read_points(text, "z")
+    line = [shapely.LineString([(0, 0), (1, 1)])]
+    lines = write_gpkg(tmp_path / "l.gpkg", line, {"z": [1.0]}, "EPSG:3857", "LineString")
+    with pytest.raises(ValueError, match="1 features are linestrings; gridding takes point"):
+        read_points(lines, "z")
+    (tmp_path / "broken.gpkg").write_bytes(b"not a geopackage")
+    with pytest.raises(ValueError, match="cannot read as a vector file"):
+        read_points(tmp_path / "broken.gpkg")
+
+
+def test_shipped_dem_checkpoint_fills_without_a_checkpoint_argument(tmp_path) -> None:
+    filler = Filler.load(DEFAULT_CHECKPOINT)
+    assert filler.is_dem and filler.convcnp.model.y_channels == 1
+    band = (1500 + 200 * field(48, 48)).astype(np.float32)
+    band[20:28, 20:28] = NODATA
+    source = write_tif(tmp_path / "dem.tif", band)
+    assert main(["fill", str(source), "-o", str(tmp_path / "out.tif"), "--quiet"]) == 0
+    bands, meta = read_output(tmp_path / "out.tif")
+    assert meta["tags"]["NPF_DATASET"] == "tfasr"
+    assert Path(meta["tags"]["NPF_CHECKPOINT"]) == DEFAULT_CHECKPOINT.resolve()
+    hole = bands[:, 20:28, 20:28]
+    # a DEM model fills a small hole in a smooth 1,300-1,700 m surface with nearby elevations
+    assert (np.abs(hole[0] - 1500) < 500).all() and (hole[1] > 0).all()
