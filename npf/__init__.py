@@ -5,9 +5,9 @@ Data flow, one module per step: ``npf.data`` (rasters and validity masks) ->
 ``npf.training`` -> ``npf.predictors`` (ConvCNP, interpolation, kriging, the GP
 oracle behind one interface) -> ``npf.predict`` (their predictions as xarray) ->
 ``npf.scoring`` (per-image scores, summaries, calibration) and ``npf.evaluation``
-(a sweep of context sizes); ``npf.raster`` fills a user's GeoTIFF. The study's
-harness (runs, figures, tables, targets) is ``npf.study``, which the library
-never imports.
+(a sweep of context sizes); ``npf.raster`` fills a user's GeoTIFF and
+``npf.gridding`` grids their points. The study's harness (runs, figures, tables,
+targets) is ``npf.study``, which the library never imports.
 """
 
 from pathlib import Path

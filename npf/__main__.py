@@ -21,7 +21,14 @@ from pathlib import Path
 from rasterio.errors import RasterioError
 
 from npf.gridding import Grid, grid_points, read_points
-from npf.raster import DEFAULT_CHECKPOINT, DEFAULT_WINDOW, ExtrapolationWarning, fill_raster
+from npf.raster import (
+    DEFAULT_CHECKPOINT,
+    DEFAULT_WINDOW,
+    ExtrapolationWarning,
+    Filler,
+    fill_raster,
+)
+from npf.training import PRECISIONS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -53,6 +60,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         command.add_argument("--window", type=int, default=DEFAULT_WINDOW, help="px per window")
         command.add_argument("--margin", type=int, help="px read around a window (default: auto)")
         command.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+        command.add_argument(
+            "--precision",
+            choices=PRECISIONS,
+            default="fp32",
+            help="bf16: faster on CPUs with bf16 support, outputs rounded to bf16",
+        )
+        command.add_argument(
+            "--compile", action="store_true", help="torch.compile the model (pays on large rasters)"
+        )
         command.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.command == "grid" and args.bounds is not None and args.resolution is None:
@@ -63,21 +79,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> list[str]:
-    options = {
-        "window": args.window,
-        "margin": args.margin,
-        "device": args.device,
-        "progress": not args.quiet,
-    }
+    filler = Filler.load(args.checkpoint, args.device, args.precision, args.compile)
+    options = {"window": args.window, "margin": args.margin, "progress": not args.quiet}
     if args.command == "fill":
-        return fill_raster(args.input, args.output, args.checkpoint, **options)
+        return fill_raster(args.input, args.output, filler, **options)
     points = read_points(args.points, args.column, args.layer)
     grid = (
         Grid.like(args.like)
         if args.like is not None
         else Grid.from_bounds(tuple(args.bounds), args.resolution, args.crs or points.crs)
     )
-    return grid_points(points, args.output, grid, args.checkpoint, **options)
+    return grid_points(points, args.output, grid, filler, **options)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,10 +71,15 @@ class Filler:
     path: Path
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> Filler:
-        """Load ``path``; raise unless it predicts single-band rasters."""
+    def load(
+        cls, path: str | Path, device: str = "cpu", precision: str = "fp32", compile: bool = False
+    ) -> Filler:
+        """Load ``path``; raise unless it predicts single-band rasters.
+
+        ``precision`` and ``compile``: as for :class:`~npf.predictors.ConvCNP`.
+        """
         path = Path(path)
-        convcnp = ConvCNP.load(path, device)
+        convcnp = ConvCNP.load(path, device, precision=precision, compile=compile)
         if convcnp.model.y_channels != 1:
             raise ValueError(
                 f"checkpoint {path} predicts {convcnp.model.y_channels}-channel rasters (data set "

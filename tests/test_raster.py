@@ -374,3 +374,18 @@ def test_shipped_dem_checkpoint_fills_without_a_checkpoint_argument(tmp_path) ->
     hole = bands[:, 20:28, 20:28]
     # a DEM model fills a small hole in a smooth 1,300-1,700 m surface with nearby elevations
     assert (np.abs(hole[0] - 1500) < 500).all() and (hole[1] > 0).all()
+
+
+def test_fast_settings_predict_what_the_exact_ones_do(checkpoint) -> None:
+    values = field(40, 50).astype(np.float64)
+    values[10:18, 12:25] = np.nan
+    exact = Filler.load(checkpoint)
+    fast = Filler.load(checkpoint, precision="bf16", compile=True)
+    for window in (values, values[:30, :36]):  # two shapes: compiled with dynamic shapes
+        mean, std = exact.predict(window)
+        fast_mean, fast_std = fast.predict(window)
+        # bf16 keeps ~3 significant digits: well inside the predictive spread
+        assert np.abs(fast_mean - mean).max() < 0.05 * std.max()
+        assert np.abs(fast_std - std).max() < 0.05 * std.max()
+    with pytest.raises(ValueError, match="unknown precision 'fp16'; valid: fp32, bf16"):
+        Filler.load(checkpoint, precision="fp16")
