@@ -40,7 +40,8 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +54,10 @@ from rasterio.windows import transform as window_transform
 
 from npf import REPO_ROOT, provenance
 from npf.data.tiling import decode, ground_pixel_size
-from npf.raster import DEFAULT_WINDOW, ExtrapolationWarning, Filler
+from npf.raster import DEFAULT_CHECKPOINT, DEFAULT_WINDOW, ExtrapolationWarning, Filler
+from npf.study.void_filling import as_records, scores_table
 from npf.training import write_json_atomic
 from npf.voids import (
-    METRICS,
     Method,
     compare,
     fill_convcnp,
@@ -75,6 +76,11 @@ METHODS = ("convcnp", "gdal", "cubic", "kriging")
 MIN_VALID_SHARE = 0.5
 
 
+def shown(path: Path) -> str:
+    """``path`` relative to the repository, so that results carry no machine's paths."""
+    return os.path.relpath(path.resolve(), REPO_ROOT)
+
+
 def default_scenes() -> list[str]:
     """The study's test scenes."""
     return json.loads(TILING.read_text())["test_scenes"]
@@ -89,7 +95,7 @@ def read_crop(path: Path, side: int) -> tuple[np.ndarray, dict[str, Any]]:
         affine = window_transform(window, src.transform)
         ground = ground_pixel_size(src.crs, [affine], np.array([height / 2]), np.array([width / 2]))
         record = {
-            "path": str(path),
+            "path": shown(path),
             "crs": str(src.crs),
             "window_col_row_width_height": [window.col_off, window.row_off, width, height],
             "resolution_m": float(ground["resolution_m"][0]),
@@ -101,15 +107,33 @@ def read_crop(path: Path, side: int) -> tuple[np.ndarray, dict[str, Any]]:
     return values, record
 
 
-def build_methods(names: Sequence[str], filler: Filler | None, window: int) -> dict[str, Method]:
-    every: dict[str, Method] = {
-        "gdal": fill_gdal,
-        "cubic": fill_cubic,
-        "kriging": fill_kriging,
-    }
-    if filler is not None:
-        every["convcnp"] = lambda values, where: fill_convcnp(values, filler, where, window)
-    return {name: every[name] for name in names}
+def build_methods(
+    names: Sequence[str],
+    filler: Filler | None,
+    window: int,
+    cubic_bands: Sequence[int] = (3,),
+    kriging_margins: Sequence[int] = (8,),
+) -> dict[str, Method]:
+    """The methods by name; several cubic bands or kriging margins give one method each,
+    named ``cubic-<band>px`` / ``kriging-<margin>px`` (to tune them on training scenes)."""
+
+    def variants(name: str, sizes: Sequence[int], fill: Callable) -> dict[str, Method]:
+        if len(sizes) == 1:
+            return {name: partial(fill, **{keyword[name]: sizes[0]})}
+        return {f"{name}-{size}px": partial(fill, **{keyword[name]: size}) for size in sizes}
+
+    keyword = {"cubic": "band", "kriging": "margin"}
+    methods: dict[str, Method] = {}
+    for name in names:
+        if name == "convcnp" and filler is not None:
+            methods[name] = lambda values, where: fill_convcnp(values, filler, where, window)
+        elif name == "gdal":
+            methods[name] = fill_gdal
+        elif name == "cubic":
+            methods |= variants(name, cubic_bands, fill_cubic)
+        elif name == "kriging":
+            methods |= variants(name, kriging_margins, fill_kriging)
+    return methods
 
 
 def warm_up(methods: dict[str, Method]) -> None:
@@ -120,38 +144,11 @@ def warm_up(methods: dict[str, Method]) -> None:
     compare(field, make_voids(field, 0.05, 0), methods)
 
 
-def table(pooled: xr.Dataset) -> str:
-    """Markdown table per size class and method; s/Mpx on the ``all`` rows."""
-    lines = [
-        "| size class (px) | method | pixels | RMSE m | MAE m | NLL | cov95 | s/Mpx |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for size_class in pooled["size_class"].values:
-        for method in pooled["fill_method"].values:
-            row = pooled.sel(size_class=size_class, fill_method=method)
-            cells = [f"{float(row[key]):.2f}" if np.isfinite(row[key]) else "-" for key in METRICS]
-            seconds = f"{float(row['s_per_mpx']):.2f}" if size_class == "all" else ""
-            pixels = int(row["pixels"])
-            lines.append(
-                f"| {size_class} | {method} | {pixels:,} | {' | '.join(cells)} | {seconds} |"
-            )
-    return "\n".join(lines)
-
-
-def as_records(result: xr.Dataset) -> dict[str, Any]:
-    """A compare/pool Dataset as plain JSON: scores per method and class, times per method."""
-    scores = result[[*METRICS, "pixels", "blobs"]].to_dataframe().reset_index()
-    return {
-        "scores": scores.to_dict("records"),
-        "seconds": result["seconds"].to_series().to_dict(),
-        "s_per_mpx": result["s_per_mpx"].to_series().to_dict(),
-        "megapixels": float(result["megapixels"]),
-    }
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", type=Path, required=True, help="single-band ConvCNP")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="single-band ConvCNP"
+    )
     parser.add_argument("--dem-dir", type=Path, default=DEM_DIR, help="<scene>.tif GeoTIFFs")
     parser.add_argument("--scenes", nargs="+", default=None, help="default: tiling's test scenes")
     parser.add_argument("--window", type=int, default=512, help="side of the centred crop (px)")
@@ -159,6 +156,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--convcnp-window", type=int, default=DEFAULT_WINDOW, help="npf.raster")
+    parser.add_argument(
+        "--cubic-bands", type=int, nargs="+", default=[3], help="px of data around each void"
+    )
+    parser.add_argument(
+        "--kriging-margins", type=int, nargs="+", default=[8], help="px of data around each void"
+    )
     parser.add_argument("--device", default="cpu", help="ConvCNP's device")
     parser.add_argument("--threads", type=int, default=1, help="threads of every method")
     parser.add_argument("--out", type=Path, default=None, help="JSON path")
@@ -169,13 +172,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         filler = Filler.load(args.checkpoint, args.device) if "convcnp" in args.methods else None
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"error: {error}") from error
-    methods = build_methods(args.methods, filler, args.convcnp_window)
+    methods = build_methods(
+        args.methods, filler, args.convcnp_window, args.cubic_bands, args.kriging_margins
+    )
     scenes: dict[str, dict[str, Any]] = {}
     crops: dict[str, np.ndarray] = {}
     for name in args.scenes or default_scenes():
         path = args.dem_dir / f"{name}.tif"
         if not path.is_file():
-            scenes[name] = {"path": str(path), "skipped": "file not found"}
+            scenes[name] = {"path": shown(path), "skipped": "file not found"}
         else:
             crops[name], scenes[name] = read_crop(path, args.window)
             if scenes[name]["valid_share"] < MIN_VALID_SHARE:
@@ -216,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         merged = pool(xr.concat(stacked, dim="run", data_vars="all"))
         pooled[str(share)] = as_records(merged)
         print(f"\nvoid share {share:g}, {len(stacked)} runs ({', '.join(crops)}):\n")
-        print(table(merged))
+        print(scores_table(merged))
     for note in sorted({note for run in runs for notes in run["notes"].values() for note in notes}):
         print(f"note: {note}")
 
@@ -234,13 +239,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "seeds": args.seeds,
                 "methods": args.methods,
                 "convcnp_window": args.convcnp_window,
+                "cubic_bands_px": args.cubic_bands,
+                "kriging_margins_px": args.kriging_margins,
                 "threads": args.threads,
                 "min_valid_share": MIN_VALID_SHARE,
             },
             "checkpoint": None
             if filler is None
             else {
-                "path": str(args.checkpoint.resolve()),
+                "path": shown(args.checkpoint),
                 "dataset": filler.convcnp.dataset,
                 "epoch": filler.convcnp.checkpoint.get("epoch"),
                 "max_context": filler.convcnp.max_context,
