@@ -22,7 +22,7 @@ crop (valid or not). The table pools all scenes and seeds of a share
 Methods: ``convcnp`` (:func:`npf.voids.fill_convcnp`, the checkpoint loaded once,
 outside the timing), ``gdal`` (:func:`rasterio.fill.fillnodata`), ``cubic``
 (Clough-Tocher from a 3-px band around each void) and ``kriging`` (ordinary
-kriging from 8 px around each void; one spherical or exponential variogram per run,
+kriging from 4 px around each void; one spherical or exponential variogram per run,
 fitted to the pixel pairs around each void). Pixels count as square, also in
 geographic CRSs; the JSON records each crop's ground resolution. Every method runs
 on ``--threads`` threads (default 1, as in ``prediction_cost.py``, whose
@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--cubic-bands", type=int, nargs="+", default=[3], help="px of data around each void"
     )
     parser.add_argument(
-        "--kriging-margins", type=int, nargs="+", default=[8], help="px of data around each void"
+        "--kriging-margins", type=int, nargs="+", default=[4], help="px of data around each void"
     )
     parser.add_argument("--device", default="cpu", help="ConvCNP's device")
     parser.add_argument("--threads", type=int, default=1, help="threads of every method")

@@ -162,8 +162,8 @@ def test_kriging_fits_one_short_lag_variogram_for_all_voids() -> None:
     holed = voids.apply(values)
     variogram = void_variogram(holed, voids.mask, 8)
     assert variogram.model in KRIGING_MODELS
-    given = fill_kriging(holed, voids.mask, variogram=variogram)
-    default = fill_kriging(holed, voids.mask)
+    given = fill_kriging(holed, voids.mask, margin=8, variogram=variogram)
+    default = fill_kriging(holed, voids.mask, margin=8)
     np.testing.assert_array_equal(given.mean, default.mean)
     np.testing.assert_array_equal(given.std, default.std)
     assert void_variogram(holed, voids.mask, 8, ("gaussian",)).model == "gaussian"
