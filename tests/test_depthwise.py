@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from npf import depthwise
 from npf.acceleration import CudaGraphModel
 from npf.depthwise import current_backend, depthwise_conv2d, use_backend
 from npf.loss import gaussian_nll
@@ -24,10 +25,12 @@ REPO = Path(__file__).resolve().parents[1]
 # (batch, channels, height, width, kernel): odd and even sizes, planes smaller than
 # the kernel, non-square planes, and the model's 9 and 11.
 SHAPES = [(2, 3, 12, 12, 5), (1, 4, 7, 10, 9), (3, 2, 5, 6, 11), (2, 5, 16, 9, 3)]
+# Channels in blocks of 16: the CPU weight gradient runs the C++ kernel (npf/csrc).
+KERNEL_SHAPES = [(2, 16, 12, 12, 5), (1, 32, 7, 10, 9), (3, 16, 5, 6, 11), (2, 16, 9, 13, 3)]
 # On a GPU (the Triton kernels) also the model's own sizes, several tiles per plane.
 CUDA_SHAPES = [(32, 128, 32, 32, 9), (4, 128, 64, 64, 9), (8, 3, 64, 64, 11), (2, 6, 45, 71, 9)]
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-CASES = [("cpu", shape) for shape in SHAPES] + [
+CASES = [("cpu", shape) for shape in SHAPES + KERNEL_SHAPES] + [
     pytest.param("cuda", shape, marks=needs_cuda) for shape in CUDA_SHAPES
 ]
 
@@ -89,6 +92,23 @@ def test_fast_path_in_bf16_is_within_one_percent(device, shape):
         assert relative_error(got, want) < 1e-2
 
 
+@pytest.mark.parametrize("shape", KERNEL_SHAPES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_cpu_weight_gradient_kernel_matches_float64(shape, dtype, layout):
+    kernel = depthwise._cpu_kernel()
+    assert kernel is not None, "the C++ kernel did not build (see the warning)"
+    x, weight, grad_out = random_case("cpu", shape, dtype, sum(shape) + 2)
+    x, grad_out = x.contiguous(memory_format=layout), grad_out.contiguous(memory_format=layout)
+    got = kernel.depthwise_weight_grad(x, grad_out, shape[-1])
+    want = reference(x, weight, grad_out)[2]
+    assert got.dtype == torch.float32 and got.shape == want.shape
+    # fp32 sums: only the rounding of the inputs to bf16 remains
+    assert relative_error(got, want) < 1e-6
+    per_image = depthwise._per_image_weight_grad(x, grad_out, shape[-1])
+    assert relative_error(per_image, want) < (1e-5 if dtype == torch.float32 else 1e-2)
+
+
 def test_backends_differ_only_in_how_gradients_are_computed():
     x = torch.randn(2, 3, 8, 8, requires_grad=True)
     weight = torch.randn(3, 1, 5, 5, requires_grad=True)
@@ -133,13 +153,14 @@ def train_losses(
 ) -> list[float]:
     """Losses of a short SGD run on fixed random batches.
 
-    On CPU a small GridConvCNP on 12 x 12 fields; on CUDA the report's model on
+    On CPU a small GridConvCNP (16 channels: the C++ weight-gradient kernel) on 12 x 12
+    fields; on CUDA the report's model on
     batches of 8 fields of 32 x 32. ``speed_up``: None, "graph" (CudaGraphModel)
     or "compile" (``model.compile()``).
     """
     torch.manual_seed(0)
     if device == "cpu":
-        model = GridConvCNP(y_channels=1, hidden_channels=8, n_blocks=2, decoder_layers=2)
+        model = GridConvCNP(y_channels=1, hidden_channels=16, n_blocks=2, decoder_layers=2)
         batch, size = 4, 12
     else:
         model = GridConvCNP(y_channels=1).to(device)
