@@ -59,6 +59,7 @@ class Variant:
     cuda_graph: bool = False  # npf.acceleration.CudaGraphModel
     compile_mode: str | None = None  # model.compile(mode=...); "default" for mode=None
     cpu_heap: bool = False  # npf.acceleration.serve_cpu_tensors_from_heap (CPU only)
+    cpu_kernel: bool = True  # False: the per-image weight gradient (NPF_CPU_KERNEL=0)
 
     def runs_on(self, kind: str) -> bool:
         if kind == "cuda":
@@ -77,6 +78,9 @@ VARIANTS = {
     "fast-compile": Variant("fast", compile_mode="default"),
     "fast-bf16-compile": Variant("fast", "bf16", compile_mode="default"),
     "fast-bf16-compile-heap": Variant("fast", "bf16", compile_mode="default", cpu_heap=True),
+    "fast-bf16-compile-heap-per-image": Variant(
+        "fast", "bf16", compile_mode="default", cpu_heap=True, cpu_kernel=False
+    ),
     "fast-bf16-compile-graph": Variant("fast", "bf16", compile_mode="reduce-overhead"),
 }
 DEFAULT_VARIANTS = {
@@ -344,6 +348,8 @@ def child(args: argparse.Namespace, device: torch.device) -> None:
     else:
         shape, batch, name = parse_shape(task[0]), int(task[1]), task[2]
         variant = VARIANTS[name]
+        if not variant.cpu_kernel:
+            os.environ["NPF_CPU_KERNEL"] = "0"  # read at the weight gradient's first call
         heap = variant.cpu_heap and serve_cpu_tensors_from_heap()
         row, losses = run_variant(
             name, variant, shape, batch, args.warmup, args.steps, device, args.seed
