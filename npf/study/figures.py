@@ -78,6 +78,34 @@ def plot_training_curves(history: History, title: str = "") -> Figure:
     return fig
 
 
+def plot_learning_curve(
+    history: History, images_per_epoch: int, reference: dict[str, float]
+) -> Figure:
+    """Validation held-out NLL gap to ``reference`` (the exact posterior's scores on the
+    same validation tasks) and RMSE, against the training images (fields) seen."""
+    epochs = [e for e in history.epochs if "val_heldout_nll" in e]
+    seen = [e["epoch"] * images_per_epoch for e in epochs]
+    colour = method_colour("convcnp")
+    fig, (gap_ax, rmse_ax) = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.4), layout="constrained")
+    gap = [e["val_heldout_nll"] - reference["val_heldout_nll"] for e in epochs]
+    gap_ax.plot(seen, gap, "o-", ms=3, color=colour)
+    gap_ax.set_yscale("log")
+    gap_ax.set_title("NLL gap to the exact posterior (nats per pixel)", fontsize=FONT)
+    rmse_ax.plot(seen, [e["val_heldout_rmse"] for e in epochs], "o-", ms=3, color=colour,
+                 label="convcnp")  # fmt: skip
+    rmse_ax.axhline(
+        reference["val_heldout_rmse"], color=method_colour("oracle"), ls="--", label="oracle"
+    )
+    rmse_ax.set_title("RMSE on held-out pixels", fontsize=FONT)
+    rmse_ax.legend(fontsize=SMALL)
+    for ax in (gap_ax, rmse_ax):
+        ax.set_xscale("log")
+        ax.set_xlabel("training fields seen (validation set, fixed contexts)", fontsize=SMALL)
+        ax.tick_params(labelsize=SMALL)
+        ax.grid(alpha=0.3, which="both")
+    return fig
+
+
 def default_cmap(predictions: xr.Dataset) -> str:
     """Terrain colours for elevations, grey for intensities, viridis otherwise."""
     units = predictions.attrs.get("units", "")

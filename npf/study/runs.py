@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,12 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from npf import REPO_ROOT, provenance
+from npf import REPO_ROOT, metrics, provenance
 from npf.data import load_splits
 from npf.data.base import GridDataset, Splits
 from npf.evaluation import Evaluation, evaluate
 from npf.predict import predict
-from npf.predictors import ConvCNP, default_predictors
+from npf.predictors import ConvCNP, GaussianProcessOracle, Tasks, default_predictors
 from npf.scoring import Summary, score_images, summarise_scores, worst_images
 from npf.study import figures, tables
 from npf.study.parameters import EVALUATE_PARAMETERS, TRAIN_PARAMETERS
@@ -126,6 +127,37 @@ class TrainingRun:
         )
         return _save(fig, self.folder / "training_curves.png")
 
+    @cached_property
+    def validation_reference(self) -> dict[str, float] | None:
+        """The exact posterior's scores on the validation set, with the trainer's fixed
+        validation contexts and pooled over their held-out pixels as
+        :meth:`~npf.training.Trainer.validate` pools ``val_heldout_nll`` and
+        ``val_heldout_rmse``; ``None`` unless the data set's law is known (``gp``)."""
+        val = self.splits.val
+        if val.truth is None:
+            return None
+        values = val.values.numpy()
+        valid = val.valid.numpy()[:, 0]
+        context = self.trainer.val_context.cpu().numpy()[:, 0]
+        tasks = Tasks(values, valid, context, np.arange(len(val)))
+        oracle = GaussianProcessOracle(val.truth).predict(tasks)
+        held_out = np.broadcast_to((valid & ~context)[:, None], values.shape)
+        return {
+            "val_heldout_nll": metrics.nll(oracle.mean, oracle.std, values, held_out),
+            "val_heldout_rmse": metrics.rmse(oracle.mean, values, held_out),
+        }
+
+    def learning_curve(self) -> Figure | None:
+        """On ``gp``: validation NLL gap to the exact posterior and RMSE against the
+        fields seen, saved as ``learning_curve.png``; ``None`` for other data sets."""
+        reference = self.validation_reference
+        if reference is None:
+            return None
+        fig = figures.plot_learning_curve(
+            self.trainer.history, len(self.trainer.train_values), reference
+        )
+        return _save(fig, self.folder / "learning_curve.png")
+
     def predict_test(self, progress: bool = True) -> xr.Dataset:
         """Every method on the scored test images, ConvCNP from ``best.pt``."""
         p = self.parameters
@@ -176,6 +208,7 @@ class TrainingRun:
             "best_epoch": history.best_epoch,
             "epochs_trained": len(history.epochs),
             "median_seconds_per_epoch": tables.median_epoch_seconds(history),
+            "oracle_validation": self.validation_reference,
             "wall_time_s": time.perf_counter() - self.started,
         }
         write_json_atomic(results, self.folder / "metrics.json")
