@@ -115,9 +115,18 @@ def _cpu_kernel() -> ModuleType | None:
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # CUDA_HOME notice
     from torch.utils import cpp_extension
 
-    flags = ["-O3", "-march=native"] if platform.machine() in ("x86_64", "AMD64") else ["-O3"]
+    # OpenMP: at::parallel_for splits the channel blocks over torch's threads (without it,
+    # one thread); the library resolves to the libgomp.so.1 that torch has already loaded
+    flags = ["-O3", "-fopenmp"]
+    if platform.machine() in ("x86_64", "AMD64"):
+        flags.append("-march=native")
     try:
-        return cpp_extension.load("npf_depthwise_cpu", [str(KERNEL_SOURCE)], extra_cflags=flags)
+        return cpp_extension.load(
+            "npf_depthwise_cpu",
+            [str(KERNEL_SOURCE)],
+            extra_cflags=flags,
+            extra_ldflags=["-fopenmp"],
+        )
     except (OSError, RuntimeError, ImportError, subprocess.CalledProcessError) as error:
         warnings.warn(
             f"the CPU depthwise weight-gradient kernel could not be built ({error}); "
