@@ -7,8 +7,8 @@ from npf.tasks import ContextSampler
 def test_training_fractions_within_bounds_and_uniform() -> None:
     valid = torch.ones(2000, 1, 10, 10, dtype=torch.bool)
     counts = ContextSampler(0.0, 0.3)(valid, torch.Generator().manual_seed(0)).sum((1, 2, 3))
-    assert counts.min() >= 0 and counts.max() <= 30
-    assert set(counts.unique().tolist()) == set(range(31))  # every count occurs
+    assert counts.min() >= 1 and counts.max() <= 30
+    assert set(counts.unique().tolist()) == set(range(1, 31))  # every count occurs
     assert abs(counts.float().mean().item() - 15) < 1.0
 
 
@@ -35,6 +35,16 @@ def test_nodata_never_context() -> None:
     assert (context.sum((1, 2, 3)) <= valid.sum((1, 2, 3))).all()
     full = ContextSampler.fixed(1.0)(valid, torch.Generator().manual_seed(0))
     assert torch.equal(full, valid)
+
+
+def test_every_image_with_a_valid_pixel_gets_context() -> None:
+    valid = torch.zeros(3000, 1, 8, 8, dtype=torch.bool)
+    valid[:, :, :2, :2] = True  # four valid pixels: 0.3 x 4 rounds down to no context
+    valid[0] = False  # no valid pixel: no context either
+    generator = torch.Generator().manual_seed(0)
+    for sampler in (ContextSampler(0.0, 0.3), ContextSampler.fixed(0.01)):
+        counts = sampler(valid, generator).sum((1, 2, 3))
+        assert counts[0] == 0 and (counts[1:] == 1).all()
 
 
 @pytest.mark.parametrize(("low", "high"), [(-0.1, 0.3), (0.5, 0.2), (0.0, 1.5)])
