@@ -27,7 +27,7 @@ from npf.voids import METRICS, Fill, Voids
 #: the methods' names in the benchmark, as the page writes them
 LABELS = {"convcnp": "ConvCNP", "gdal": "GDAL fillnodata", "cubic": "cubic", "kriging": "kriging"}
 #: GDAL's fill has no entry in METHOD_COLOURS (it is not a study predictor)
-GDAL_COLOUR = "#E69F00"
+GDAL_COLOUR = "#8C564B"
 
 
 def colour(method: str) -> str:
