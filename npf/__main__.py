@@ -20,6 +20,7 @@ from pathlib import Path
 
 from rasterio.errors import RasterioError
 
+from npf.acceleration import native_bf16
 from npf.gridding import Grid, grid_points, read_points
 from npf.raster import (
     DEFAULT_CHECKPOINT,
@@ -57,14 +58,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             default=DEFAULT_CHECKPOINT,
             help="best.pt of a run (default: the study's DEM model shipped with npf)",
         )
-        command.add_argument("--window", type=int, default=DEFAULT_WINDOW, help="px per window")
+        command.add_argument(
+            "--window", type=int, default=DEFAULT_WINDOW, help="px per window (default %(default)s)"
+        )
         command.add_argument("--margin", type=int, help="px read around a window (default: auto)")
         command.add_argument("--device", default="cpu", help="cpu, cuda or auto")
         command.add_argument(
             "--precision",
-            choices=PRECISIONS,
-            default="fp32",
-            help="bf16: faster on CPUs with bf16 support, outputs rounded to bf16",
+            choices=("auto", *PRECISIONS),
+            default="auto",
+            help="auto: bf16 on CPUs that multiply bf16 natively (1.4x faster, fills within "
+            "about 1 m of fp32's), else fp32",
         )
         command.add_argument(
             "--compile", action="store_true", help="torch.compile the model (pays on large rasters)"
@@ -79,7 +83,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> list[str]:
-    filler = Filler.load(args.checkpoint, args.device, args.precision, args.compile)
+    precision = args.precision
+    if precision == "auto":
+        precision = "bf16" if args.device == "cpu" and native_bf16() else "fp32"
+    filler = Filler.load(args.checkpoint, args.device, precision, args.compile)
     options = {"window": args.window, "margin": args.margin, "progress": not args.quiet}
     if args.command == "fill":
         return fill_raster(args.input, args.output, filler, **options)

@@ -13,6 +13,8 @@
   2-core EPYC this more than halved the 64 x 64 training step (single thread,
   ``benchmarks/train_speed.py``); at 32 x 32 the activations are smaller and
   nothing changes.
+* :func:`native_bf16`: whether bf16 autocast can pay off on this CPU at all (the fill
+  command's ``--precision auto``).
 
 The other GPU lever, ``model.compile(mode="reduce-overhead")`` (kernel fusion
 plus CUDA graphs), needs nothing from this module; ``benchmarks/train_speed.py``
@@ -24,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -44,6 +47,16 @@ def serve_cpu_tensors_from_heap() -> bool:
     if libc is None:
         return False
     return libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, 2**30) == 1
+
+
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX), so that bf16
+    autocast speeds the model up rather than emulating the format (Linux flags only)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _glibc() -> ctypes.CDLL | None:

@@ -19,6 +19,7 @@ from rasterio.windows import transform as window_transform
 
 from npf import __version__
 from npf.__main__ import main
+from npf.acceleration import native_bf16
 from npf.gridding import Grid, grid_points, read_points
 from npf.raster import DEFAULT_CHECKPOINT, ExtrapolationWarning, Filler, fill_dataarray, fill_raster
 from npf.training import TrainConfig, Trainer, build_model
@@ -371,6 +372,8 @@ def test_shipped_dem_checkpoint_fills_without_a_checkpoint_argument(tmp_path) ->
     bands, meta = read_output(tmp_path / "out.tif")
     assert meta["tags"]["NPF_DATASET"] == "tfasr"
     assert Path(meta["tags"]["NPF_CHECKPOINT"]) == DEFAULT_CHECKPOINT.resolve()
+    # --precision auto: bf16 where the CPU multiplies bf16 natively
+    assert meta["tags"]["NPF_PRECISION"] == ("bf16" if native_bf16() else "fp32")
     hole = bands[:, 20:28, 20:28]
     # a DEM model fills a small hole in a smooth 1,300-1,700 m surface with nearby elevations
     assert (np.abs(hole[0] - 1500) < 500).all() and (hole[1] > 0).all()
