@@ -78,6 +78,37 @@ def plot_training_curves(history: History, title: str = "") -> Figure:
     return fig
 
 
+def plot_step_log(history: History, steps_per_epoch: int, title: str = "") -> Figure:
+    """Loss and gradient norm of the logged training steps (every tenth), against the step:
+    where a run spikes or diverges. A non-finite loss is marked at the top of its panel."""
+    logged = history.steps
+    colour = method_colour("convcnp")
+    fig, (loss_ax, norm_ax) = plt.subplots(
+        2, 1, figsize=(PAGE_WIDTH, 5.2), sharex=True, layout="constrained"
+    )
+    step = np.array([(s["epoch"] - 1) * steps_per_epoch + s["step"] for s in logged])
+    loss = np.array([s["loss"] for s in logged], dtype=float)
+    norm = np.array([np.nan if s["grad_norm"] is None else s["grad_norm"] for s in logged])
+    finite = np.isfinite(loss)
+    loss_ax.plot(step[finite], loss[finite], ".-", ms=3, lw=0.6, color=colour)
+    typical = float(np.median(np.abs(loss[finite]))) if finite.any() else 1.0
+    loss_ax.set_yscale("symlog", linthresh=max(1.0, typical))
+    for bad in step[~finite]:
+        loss_ax.axvline(bad, color="crimson", lw=1.5, label="non-finite loss")
+    norm_ax.plot(step, norm, ".-", ms=3, lw=0.6, color=colour)
+    norm_ax.set_yscale("log")
+    loss_ax.set_title(title or "training loss of every tenth step", fontsize=FONT)
+    loss_ax.set_ylabel("loss (summed NLL)", fontsize=SMALL)
+    norm_ax.set_ylabel("gradient norm", fontsize=SMALL)
+    norm_ax.set_xlabel(f"training step ({steps_per_epoch} per epoch)", fontsize=SMALL)
+    for ax in (loss_ax, norm_ax):
+        ax.tick_params(labelsize=SMALL)
+        ax.grid(alpha=0.3, which="both")
+    if not finite.all():
+        loss_ax.legend(fontsize=SMALL)
+    return fig
+
+
 def plot_learning_curve(
     history: History, images_per_epoch: int, reference: dict[str, float]
 ) -> Figure:

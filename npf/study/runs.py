@@ -72,6 +72,8 @@ class TrainingRun:
     trainer: Trainer
     environment: dict[str, Any]
     started: float = field(default_factory=time.perf_counter)
+    #: the divergence message when training stopped on a non-finite loss
+    diverged: str | None = None
 
     @classmethod
     def start(cls, namespace: Mapping[str, Any]) -> TrainingRun:
@@ -115,10 +117,21 @@ class TrainingRun:
         )
 
     def fit(self) -> History:
-        """Train (resuming when asked) until the last epoch or the time limit."""
-        return self.trainer.fit(
-            resume=self.parameters["resume"], time_limit_s=self.parameters["time_limit_s"]
-        )
+        """Train (resuming when asked) until the last epoch or the time limit; a run that
+        diverges stops there and says so (``diverged``, also in ``run.json``)."""
+        try:
+            return self.trainer.fit(
+                resume=self.parameters["resume"], time_limit_s=self.parameters["time_limit_s"]
+            )
+        except FloatingPointError as error:
+            self.diverged = str(error)
+            print(f"stopped: {error}")
+            return self.trainer.history
+
+    def step_log(self) -> Figure:
+        """Loss and gradient norm of every tenth training step, saved as ``step_log.png``."""
+        fig = figures.plot_step_log(self.trainer.history, self.trainer.n_batches)
+        return _save(fig, self.folder / "step_log.png")
 
     def training_curves(self) -> Figure:
         """The training curves, saved as ``training_curves.png``."""
@@ -161,7 +174,14 @@ class TrainingRun:
     def predict_test(self, progress: bool = True) -> xr.Dataset:
         """Every method on the scored test images, ConvCNP from ``best.pt``."""
         p = self.parameters
-        convcnp = ConvCNP.load(self.folder / "best.pt", device=str(self.trainer.device))
+        best = self.folder / "best.pt"
+        if not best.is_file():
+            raise FileNotFoundError(
+                f"no {best.name}: no epoch finished"
+                + (f" before training diverged ({self.diverged})" if self.diverged else "")
+                + "; the step log (step_log.png) shows how far it got"
+            )
+        convcnp = ConvCNP.load(best, device=str(self.trainer.device))
         indices = test_subset(len(self.test), p["n_test_images"], p["seed"])
         predictors = default_predictors(self.test, convcnp)
         return predict(predictors, self.test, p["eval_context"], p["seed"], indices, progress)
@@ -209,6 +229,7 @@ class TrainingRun:
             "epochs_trained": len(history.epochs),
             "median_seconds_per_epoch": tables.median_epoch_seconds(history),
             "oracle_validation": self.validation_reference,
+            "diverged": self.diverged,
             "wall_time_s": time.perf_counter() - self.started,
         }
         write_json_atomic(results, self.folder / "metrics.json")

@@ -1,11 +1,14 @@
-"""The gp learning curve: validation scores against the exact posterior on the same tasks."""
+"""The training notebook's run (npf.study.runs.TrainingRun): the gp learning curve against the
+exact posterior, and a run that diverges."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
 import nbformat
+import pytest
 
 from npf.study.runs import TrainingRun
 
@@ -22,7 +25,7 @@ def notebook_defaults() -> dict:
     return {k: v for k, v in namespace.items() if not k.startswith("__")}
 
 
-def test_learning_curve_measures_the_gap_to_the_exact_posterior(tmp_path) -> None:
+def tiny_gp_run(tmp_path, **changes) -> TrainingRun:
     parameters = notebook_defaults() | {
         "dataset": "gp",
         "dataset_options": {"n_train": 64, "n_test": 8, "size": 16},
@@ -37,7 +40,11 @@ def test_learning_curve_measures_the_gap_to_the_exact_posterior(tmp_path) -> Non
         "out_dir": str(tmp_path),
         "resume": False,
     }
-    run = TrainingRun.start(parameters)
+    return TrainingRun.start(parameters | changes)
+
+
+def test_learning_curve_measures_the_gap_to_the_exact_posterior(tmp_path) -> None:
+    run = tiny_gp_run(tmp_path)
     history = run.fit()
     reference = run.validation_reference
     last = history.epochs[-1]
@@ -49,3 +56,15 @@ def test_learning_curve_measures_the_gap_to_the_exact_posterior(tmp_path) -> Non
     assert gap_ax.get_yscale() == "log" and len(gap_ax.lines[0].get_xdata()) == 2
     assert list(gap_ax.lines[0].get_xdata()) == [64 - 6, 2 * (64 - 6)]  # fields seen
     assert (tmp_path / "learning_curve.png").is_file()
+
+
+def test_a_diverging_run_stops_with_its_step_log(tmp_path) -> None:
+    run = tiny_gp_run(tmp_path, optimizer="sgd", lr=1e9, epochs=1)
+    history = run.fit()
+    assert run.diverged and "diverged in epoch 1" in run.diverged
+    assert not history.epochs and not math.isfinite(history.steps[-1]["loss"])
+    fig = run.step_log()
+    assert [line.get_label() for line in fig.axes[0].lines][-1] == "non-finite loss"
+    assert (tmp_path / "step_log.png").is_file()
+    with pytest.raises(FileNotFoundError, match="no best.pt: no epoch finished before"):
+        run.predict_test(progress=False)
