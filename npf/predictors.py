@@ -17,7 +17,7 @@ them (kriging's fitted variograms).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -110,7 +110,7 @@ class Predictor(Protocol):
 
 @torch.no_grad()
 def convcnp_predict(
-    model: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    model: torch.nn.Module,
     scaling: ValueScaling,
     values: torch.Tensor,
     context: torch.Tensor,
@@ -133,6 +133,7 @@ def convcnp_predict(
         raise ValueError(
             f"images {batch} of the batch have no context pixel: nothing to predict from"
         )
+    model.eval()
     device = torch.device(device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     means, stds = [], []
@@ -155,9 +156,10 @@ class ConvCNP:
     ``checkpoint`` keeps the trainer's record (data set, epoch, training
     configuration) when the model comes from :meth:`load`. ``precision="bf16"``
     predicts under bf16 autocast and ``compile=True`` through ``torch.compile``
-    (dynamic shapes; the first call compiles): on a 2-core CPU together about 3x
-    faster for large rasters (``benchmarks/void_filling.py --fill-speed``), at
-    the price of bf16 rounding in the outputs.
+    (dynamic shapes; the first call compiles, which pays only over many or large
+    rasters). On a 2-core CPU with native bf16, bf16 filled a 1,201 x 1,201 scene
+    1.4x faster than fp32, within 0.9 m in the median void pixel
+    (``benchmarks/fill_speed.py``).
     """
 
     model: GridConvCNP
