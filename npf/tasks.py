@@ -21,8 +21,9 @@ class ContextSampler:
     uses a fixed ``fraction`` (the report: 1/8). Positions are uniform among the
     valid pixels of each image.
 
-    Every image with a valid pixel gets at least one context pixel, also where the
-    draw (or the rounding of a small fraction) gives none. A task without context is
+    In training, every image with a valid pixel gets at least one context pixel, also
+    where the draw gives none (a fixed ``fraction`` is kept exact, and evaluation refuses
+    a fraction too small to give each image a context pixel). A task without context is
     not an interpolation task: on data centred on their context mean (DEMs) it asks
     for the absolute elevation, which nothing in the input determines, and
     evaluation refuses such tasks. With the report's [0, 0.3] about one 64 x 64 tile
@@ -68,7 +69,7 @@ class ContextSampler:
             high = self.max_fraction * n_valid
             n_context = torch.floor(low + u * (high - low + 1)).long()
             n_context = torch.minimum(n_context, torch.floor(high).long())
-        n_context = torch.minimum(n_context.clamp_min(1), n_valid)
+            n_context = torch.minimum(n_context.clamp_min(1), n_valid)
         # Random scores; invalid pixels get +inf so they sort last, and the
         # n_context smallest scores of each image become its context.
         scores = torch.rand(flat_valid.shape, generator=generator, device=valid.device)
