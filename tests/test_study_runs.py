@@ -4,29 +4,18 @@ exact posterior, and a run that diverges."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import matplotlib
-import nbformat
 import pytest
+from test_parameters import train_defaults  # the train notebook's parameters cell, run
 
 from npf.study.runs import TrainingRun
 
 matplotlib.use("Agg")
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "train.ipynb"
-
-
-def notebook_defaults() -> dict:
-    """The train notebook's parameters cell, executed."""
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
-    namespace: dict = {}
-    exec(cell.source, namespace)
-    return {k: v for k, v in namespace.items() if not k.startswith("__")}
 
 
 def tiny_gp_run(tmp_path, **changes) -> TrainingRun:
-    parameters = notebook_defaults() | {
+    parameters = train_defaults() | {
         "dataset": "gp",
         "dataset_options": {"n_train": 64, "n_test": 8, "size": 16},
         "epochs": 2,
