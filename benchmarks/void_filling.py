@@ -41,6 +41,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,13 @@ from rasterio.windows import transform as window_transform
 
 from npf import REPO_ROOT, provenance
 from npf.data.tiling import decode, ground_pixel_size
-from npf.raster import DEFAULT_CHECKPOINT, DEFAULT_WINDOW, ExtrapolationWarning, Filler
+from npf.raster import (
+    CENTRINGS,
+    DEFAULT_CHECKPOINT,
+    DEFAULT_WINDOW,
+    ExtrapolationWarning,
+    Filler,
+)
 from npf.study.void_filling import as_records, scores_table
 from npf.training import write_json_atomic
 from npf.voids import (
@@ -113,20 +120,29 @@ def build_methods(
     window: int,
     cubic_bands: Sequence[int] = (3,),
     kriging_margins: Sequence[int] = (8,),
+    centrings: Sequence[str] = ("local",),
 ) -> dict[str, Method]:
-    """The methods by name; several cubic bands or kriging margins give one method each,
-    named ``cubic-<band>px`` / ``kriging-<margin>px`` (to tune them on training scenes)."""
+    """The methods by name; several cubic bands, kriging margins or ConvCNP centrings give
+    one method each, named ``cubic-<band>px`` / ``kriging-<margin>px`` (to tune them on
+    training scenes) / ``convcnp-<centring>``."""
 
     def variants(name: str, sizes: Sequence[int], fill: Callable) -> dict[str, Method]:
         if len(sizes) == 1:
             return {name: partial(fill, **{keyword[name]: sizes[0]})}
         return {f"{name}-{size}px": partial(fill, **{keyword[name]: size}) for size in sizes}
 
+    def convcnp(centring: str) -> Method:
+        centred = replace(filler, centring=centring)
+        return lambda values, where: fill_convcnp(values, centred, where, window)
+
     keyword = {"cubic": "band", "kriging": "margin"}
     methods: dict[str, Method] = {}
     for name in names:
         if name == "convcnp" and filler is not None:
-            methods[name] = lambda values, where: fill_convcnp(values, filler, where, window)
+            if len(centrings) == 1:
+                methods[name] = convcnp(centrings[0])
+            else:
+                methods |= {f"{name}-{centring}": convcnp(centring) for centring in centrings}
         elif name == "gdal":
             methods[name] = fill_gdal
         elif name == "cubic":
@@ -162,6 +178,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--kriging-margins", type=int, nargs="+", default=[4], help="px of data around each void"
     )
+    parser.add_argument(
+        "--centrings",
+        nargs="+",
+        choices=CENTRINGS,
+        default=["local"],
+        help="how ConvCNP centres values (npf.raster); several give one method each",
+    )
     parser.add_argument("--device", default="cpu", help="ConvCNP's device")
     parser.add_argument("--threads", type=int, default=1, help="threads of every method")
     parser.add_argument("--out", type=Path, default=None, help="JSON path")
@@ -173,7 +196,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"error: {error}") from error
     methods = build_methods(
-        args.methods, filler, args.convcnp_window, args.cubic_bands, args.kriging_margins
+        args.methods,
+        filler,
+        args.convcnp_window,
+        args.cubic_bands,
+        args.kriging_margins,
+        args.centrings,
     )
     scenes: dict[str, dict[str, Any]] = {}
     crops: dict[str, np.ndarray] = {}
@@ -241,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "convcnp_window": args.convcnp_window,
                 "cubic_bands_px": args.cubic_bands,
                 "kriging_margins_px": args.kriging_margins,
+                "centrings": args.centrings,
                 "threads": args.threads,
                 "min_valid_share": MIN_VALID_SHARE,
             },

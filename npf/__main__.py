@@ -23,6 +23,7 @@ from rasterio.errors import RasterioError
 from npf.acceleration import native_bf16
 from npf.gridding import Grid, grid_points, read_points
 from npf.raster import (
+    CENTRINGS,
     DEFAULT_CHECKPOINT,
     DEFAULT_WINDOW,
     ExtrapolationWarning,
@@ -71,6 +72,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "about 1 m of fp32's), else fp32",
         )
         command.add_argument(
+            "--centring",
+            choices=CENTRINGS,
+            default="local",
+            help="DEM models: centre each pixel on the context mean of a training tile about it "
+            "(local, default) or each window on its own (window)",
+        )
+        command.add_argument(
             "--compile", action="store_true", help="torch.compile the model (pays on large rasters)"
         )
         command.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -86,7 +94,7 @@ def run(args: argparse.Namespace) -> list[str]:
     precision = args.precision
     if precision == "auto":
         precision = "bf16" if args.device == "cpu" and native_bf16() else "fp32"
-    filler = Filler.load(args.checkpoint, args.device, precision, args.compile)
+    filler = Filler.load(args.checkpoint, args.device, precision, args.compile, args.centring)
     options = {"window": args.window, "margin": args.margin, "progress": not args.quiet}
     if args.command == "fill":
         return fill_raster(args.input, args.output, filler, **options)

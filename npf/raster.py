@@ -3,16 +3,23 @@
 Data flow: a single-band raster (GeoTIFF or :class:`xarray.DataArray`, invalid
 pixels = missing) is cut into windows of ``window`` pixels; each is read with a
 ``margin`` of at least the model's receptive field, predicted from its valid
-pixels, and only its centre is kept, so memory stays bounded by one window. As in
-training, the model sees ``(y - shift) / scale`` with ``shift`` the mean of the
-window's valid pixels when the checkpoint centres on the context (DEMs): windows
-then differ in shift, and their borders can show small steps. Without centring the
-result equals a whole-raster prediction. Observed pixels keep their value and get
-std 0; pixels with no valid pixel in their window are left nodata.
+pixels, and only its centre is kept, so memory stays bounded by one window.
+
+Checkpoints trained to centre on the context (DEMs) saw ``(y - shift) / scale`` with
+``shift`` the context mean of one 64-px training tile. A window is far larger, so
+by default (``centring="local"``) each pixel is centred on the mean of the valid
+pixels within a training tile about it (:func:`local_context_mean`): the model then
+sees values of the size it was trained on, and the smooth shift surface leaves no
+steps at window borders. ``centring="window"`` subtracts the window's own context
+mean instead (the behaviour before 2026-12-03; compared on the book's void-filling
+page). Without centring the result equals a whole-raster prediction. Observed
+pixels keep their value and get std 0; pixels with no valid pixel in their window
+are left nodata.
 
 What ConvCNP was not trained for is reported as warnings (:class:`ExtrapolationWarning`,
 also stored in the output): voids wider than the training tiles, context denser
-than in training, and values far from their window's mean in model units.
+than in training, and values far from the context mean they are centred on, in
+model units.
 
 Without a checkpoint, the DEM model shipped in ``npf/checkpoints/dem.pt`` is used
 (:data:`DEFAULT_CHECKPOINT`; its README says which run and epoch it comes from).
@@ -22,7 +29,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +38,7 @@ import rasterio
 import xarray as xr
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
-from scipy.ndimage import distance_transform_edt
+from scipy.ndimage import distance_transform_edt, uniform_filter
 from tqdm.auto import tqdm
 
 from npf import __version__
@@ -41,7 +49,7 @@ from npf.scaling import ValueScaling
 
 #: side of the tiles the DEM model was trained on (px)
 TRAINING_TILE = 64
-#: |value - window mean| / scale beyond which a value is far outside training: 99 % of
+#: |value - its centring shift| / scale beyond which a value is far outside training: 99 % of
 #: the DEM training tiles stay below 10 (the largest reaches 16)
 FAR_VALUE_SCALES = 10.0
 #: px per window: at 512 a 1,201 x 1,201 scene takes 4 windows and 1.7 GiB, at 256 it took
@@ -49,6 +57,8 @@ FAR_VALUE_SCALES = 10.0
 DEFAULT_WINDOW = 512
 #: the study's DEM model (from the ``tfasr`` run), used when no checkpoint is given
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "dem.pt"
+#: how a fill centres the values of a context-centred checkpoint (module docstring)
+CENTRINGS = ("local", "window")
 BAND_DESCRIPTIONS = ("mean: filled value (observed pixels unchanged)", "std (0 where observed)")
 
 
@@ -65,16 +75,48 @@ def receptive_radius(model: GridConvCNP) -> int:
     return radius
 
 
+def local_context_mean(values: np.ndarray, size: int = TRAINING_TILE) -> np.ndarray:
+    """Mean of the finite ``values`` in the ``size`` x ``size`` box about each pixel.
+
+    A pixel whose box holds no finite value takes the mean of a box twice as wide,
+    and so on (at worst the whole raster's). Raises when no value is finite.
+    """
+    valid = np.isfinite(values)
+    if not valid.any():
+        raise ValueError("no valid pixel to centre on")
+    filled = np.where(valid, values, 0.0)
+    shift = np.full(values.shape, np.nan)
+    missing = np.ones(values.shape, dtype=bool)
+    while missing.any():
+        count = uniform_filter(valid.astype(np.float64), size, mode="constant")
+        total = uniform_filter(filled, size, mode="constant")
+        found = missing & (count * size**2 > 0.5)  # box sums are exact to well below 0.5
+        shift[found] = total[found] / count[found]
+        missing &= ~found
+        size *= 2
+    return shift
+
+
 @dataclass
 class Filler:
-    """A single-band ConvCNP ready to fill rasters."""
+    """A single-band ConvCNP ready to fill rasters, and how it centres values."""
 
     convcnp: ConvCNP
     path: Path
+    centring: str = "local"
+
+    def __post_init__(self) -> None:
+        if self.centring not in CENTRINGS:
+            raise ValueError(f"unknown centring {self.centring!r}; valid: {', '.join(CENTRINGS)}")
 
     @classmethod
     def load(
-        cls, path: str | Path, device: str = "cpu", precision: str = "fp32", compile: bool = False
+        cls,
+        path: str | Path,
+        device: str = "cpu",
+        precision: str = "fp32",
+        compile: bool = False,
+        centring: str = "local",
     ) -> Filler:
         """Load ``path``; raise unless it predicts single-band rasters.
 
@@ -87,7 +129,7 @@ class Filler:
                 f"checkpoint {path} predicts {convcnp.model.y_channels}-channel rasters (data set "
                 f"{convcnp.dataset!r}); filling needs a single-band (e.g. DEM) model"
             )
-        return cls(convcnp, path)
+        return cls(convcnp, path, centring)
 
     @property
     def is_dem(self) -> bool:
@@ -105,6 +147,7 @@ class Filler:
             "NPF_DATASET": str(self.convcnp.dataset),
             "NPF_EPOCH": str(self.convcnp.checkpoint.get("epoch")),
             "NPF_PRECISION": self.convcnp.precision,
+            "NPF_CENTRING": self.centring if self.scaling.center_on_context else "none",
             "NPF_VERSION": __version__,
         }
 
@@ -116,14 +159,45 @@ class Filler:
         values[~np.isfinite(values)] = np.nan
         return values
 
+    @property
+    def local(self) -> bool:
+        """Whether each pixel is centred on its own neighbourhood's context mean."""
+        return self.scaling.center_on_context and self.centring == "local"
+
+    @cached_property
+    def model_input(self) -> ConvCNP:
+        """The ConvCNP that sees the window: with local centring one that only scales,
+        since the values come centred already."""
+        if not self.local:
+            return self.convcnp
+        return replace(self.convcnp, scaling=ValueScaling(self.scaling.scale))
+
+    def margin(self) -> int:
+        """Pixels a window must read beyond what it keeps: the receptive field, plus
+        the half tile over which local centring averages (then a windowed fill equals
+        a whole-raster one); at least half a training tile."""
+        radius = receptive_radius(self.convcnp.model)
+        return radius + TRAINING_TILE // 2 if self.local else max(radius, TRAINING_TILE // 2)
+
+    def shift(self, values: np.ndarray) -> np.ndarray | float:
+        """What centring subtracts from a window (H, W) before the model sees it."""
+        if not self.scaling.center_on_context:
+            return 0.0
+        if self.centring == "window":
+            return float(np.nanmean(values))
+        return local_context_mean(values)
+
     def predict(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and std of one window (H, W) from its finite pixels, which stay as given."""
+        """Mean and std of one window (H, W) from its finite pixels, which stay as given.
+
+        With local centring the model predicts the residuals from :meth:`shift`, and
+        the shift is added back.
+        """
         context = np.isfinite(values)
-        prediction = self.convcnp.predict(Tasks.of_raster(values, context))
-        mean, std = (
-            prediction.mean[0, 0].astype(np.float64),
-            prediction.std[0, 0].astype(np.float64),
-        )
+        shift = self.shift(values) if self.local else 0.0
+        prediction = self.model_input.predict(Tasks.of_raster(values - shift, context))
+        mean = prediction.mean[0, 0].astype(np.float64) + shift
+        std = prediction.std[0, 0].astype(np.float64)
         return np.where(context, values, mean), np.where(context, 0.0, std)
 
 
@@ -164,8 +238,8 @@ class Extrapolation:
         if self.far_values:
             found.append(
                 f"{self.far_values} observed values lie more than {FAR_VALUE_SCALES:g} x "
-                f"{filler.scaling.scale:g} from their window's context mean: far outside the "
-                "training range"
+                f"{filler.scaling.scale:g} from the context mean they are centred on: far "
+                "outside the training range"
             )
         return found
 
@@ -192,16 +266,17 @@ def windows(height: int, width: int, size: int, margin: int) -> Iterator[tuple[W
 
 
 def check_window(filler: Filler, window: int, margin: int | None) -> int:
-    """The margin to use: at least the receptive field and half a training tile."""
+    """The margin to use: at least :meth:`Filler.margin`."""
     if window < 1:
         raise ValueError(f"window must be a positive number of pixels, got {window}")
-    needed = max(receptive_radius(filler.convcnp.model), TRAINING_TILE // 2)
+    needed = filler.margin()
     if margin is None:
         return needed
     if margin < needed:
         raise ValueError(
-            f"margin {margin} px is below the {needed} px the model needs (its receptive field "
-            "or half a training tile): windows would show seams"
+            f"margin {margin} px is below the {needed} px the model needs (its receptive field, "
+            "plus the neighbourhood of local centring, at least half a training tile): windows "
+            "would show seams"
         )
     return margin
 
@@ -244,9 +319,8 @@ def fill_windows(
         if density > filler.convcnp.max_context:
             found.dense_windows += 1
             found.max_density = max(found.max_density, density)
-        shift = values[valid].mean() if filler.scaling.center_on_context else 0.0
-        centre_values = values[inner][valid[inner]]
-        far = np.abs(centre_values - shift) > FAR_VALUE_SCALES * filler.scaling.scale
+        offset = values - filler.shift(values)
+        far = np.abs(offset[inner][valid[inner]]) > FAR_VALUE_SCALES * filler.scaling.scale
         found.far_values += int(far.sum())
         distance = distance_transform_edt(~valid)[inner]
         found.far_voids += int((distance > TRAINING_TILE // 2).sum())
@@ -259,7 +333,8 @@ def fill_windows(
 
 
 def open_filler(checkpoint: str | Path | Filler, device: str = "cpu") -> Filler:
-    """``checkpoint`` itself if already loaded, else the single-band model stored there."""
+    """``checkpoint`` itself if already loaded, else the single-band model stored there
+    (local centring; load a :class:`Filler` yourself for other settings)."""
     return checkpoint if isinstance(checkpoint, Filler) else Filler.load(checkpoint, device)
 
 

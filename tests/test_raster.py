@@ -21,7 +21,14 @@ from npf import __version__
 from npf.__main__ import main
 from npf.acceleration import native_bf16
 from npf.gridding import Grid, grid_points, read_points
-from npf.raster import DEFAULT_CHECKPOINT, ExtrapolationWarning, Filler, fill_dataarray, fill_raster
+from npf.raster import (
+    DEFAULT_CHECKPOINT,
+    ExtrapolationWarning,
+    Filler,
+    fill_dataarray,
+    fill_raster,
+    local_context_mean,
+)
 from npf.training import TrainConfig, Trainer, build_model
 
 SMALL = {"hidden_channels": 16, "n_blocks": 2, "kernel_size": 5}
@@ -128,6 +135,43 @@ def test_windows_match_whole_raster_prediction(checkpoint, window) -> None:
     windowed = fill_dataarray(data, checkpoint, window=window)
     np.testing.assert_allclose(windowed["mean"], whole["mean"], atol=1e-5)
     np.testing.assert_allclose(windowed["std"], whole["std"], atol=1e-5)
+
+
+def test_local_context_mean_averages_a_tile_and_widens_over_large_voids() -> None:
+    values = np.full((100, 100), np.nan)
+    values[:, :10] = 5.0
+    values[90:, 90:] = 1.0
+    values[50, 0] = 8.0  # one more observed value among the 5s
+    shift = local_context_mean(values, size=8)
+    assert shift[20, 3] == 5.0  # box of 5s only
+    # the box about (50, 3) holds 8 x 7 observed pixels: 55 fives and the 8
+    np.testing.assert_allclose(shift[50, 3], (55 * 5.0 + 8.0) / 56)
+    assert shift[95, 95] == 1.0
+    assert np.isfinite(shift).all()  # the void's middle takes wider boxes
+    assert 1.0 <= shift[50, 50] <= 8.0
+    with pytest.raises(ValueError, match="no valid pixel"):
+        local_context_mean(np.full((4, 4), np.nan))
+
+
+@pytest.mark.parametrize("window", [9, 30])
+def test_local_centring_fills_a_mountain_range_without_window_seams(dem_checkpoint, window) -> None:
+    """A 3-km ramp over 90 px: windows centred on their own mean differ by hundreds of metres
+    from their neighbours; local centring gives each pixel a tile's mean, whatever the window."""
+    rows, cols = np.mgrid[:90, :90]
+    values = 500.0 + 35.0 * cols + 20.0 * np.sin(rows / 4.0)
+    values[np.random.default_rng(1).random(values.shape) < 0.85] = np.nan
+    data = xr.DataArray(values, dims=("y", "x"))
+    local = Filler.load(dem_checkpoint)
+    whole = fill_dataarray(data, local, window=1000)
+    windowed = fill_dataarray(data, local, window=window)
+    np.testing.assert_allclose(windowed["mean"], whole["mean"], atol=1e-3)
+    np.testing.assert_allclose(windowed["std"], whole["std"], atol=1e-3)
+    assert whole.attrs["NPF_CENTRING"] == "local"
+    by_window = fill_dataarray(data, Filler.load(dem_checkpoint, centring="window"), window=window)
+    assert by_window.attrs["NPF_CENTRING"] == "window"
+    assert np.abs(by_window["mean"] - whole["mean"]).max() > 1.0
+    with pytest.raises(ValueError, match="unknown centring 'tile'; valid: local, window"):
+        Filler.load(dem_checkpoint, centring="tile")
 
 
 def test_dataarray_keeps_coordinates_and_attributes(checkpoint) -> None:
