@@ -32,6 +32,7 @@ from npf.data.base import GaussianFieldTruth, GridDataset
 from npf.kriging import ordinary_kriging, simple_kriging
 from npf.model import GridConvCNP
 from npf.scaling import ValueScaling
+from npf.tasks import HOLE_SHARES
 from npf.training import PRECISIONS, load_model, resolve_device
 
 #: the share of valid pixels training drew contexts up to when a checkpoint does not say
@@ -203,8 +204,11 @@ class ConvCNP:
 
     @property
     def max_context(self) -> float:
-        """The largest share of valid pixels training gave as context."""
+        """The largest share of valid pixels training gave as context (void tasks: all
+        but the smallest share of holes)."""
         config = self.checkpoint.get("train_config", {})
+        if config.get("hole_tasks"):
+            return 1.0 - HOLE_SHARES[0]
         return float(config.get("max_context", DEFAULT_MAX_CONTEXT))
 
     def check_fits(self, dataset: GridDataset) -> None:

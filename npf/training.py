@@ -63,6 +63,8 @@ class TrainConfig:
     momentum: float = 0.0
     min_context: float = 0.0
     max_context: float = 0.3
+    hole_tasks: float = 0.0
+    init_checkpoint: str | None = None
     seed: int = 0
     device: str = "auto"
     precision: str = "bf16"
@@ -82,11 +84,23 @@ class TrainConfig:
             raise ValueError(f"lr_decay must lie in (0, 1], got {self.lr_decay}")
         if not self.checkpoint_every_s > 0:
             raise ValueError(f"checkpoint_every_s must be positive, got {self.checkpoint_every_s}")
-        ContextSampler(self.min_context, self.max_context)  # validates the bounds
+        self.sampler()  # validates the context settings
+
+    def sampler(self) -> ContextSampler:
+        """The training tasks' context sampler."""
+        return ContextSampler(self.min_context, self.max_context, hole_tasks=self.hole_tasks)
 
 
-#: settings that may differ between a run and its resumption (speed, not results)
-RESUMABLE_CHANGES = ("device", "precision", "compile", "cpu_heap", "checkpoint_every_s")
+#: settings that may differ between a run and its resumption: speed, not results, and the
+#: weights a run starts from (a resumption takes its weights from last.pt)
+RESUMABLE_CHANGES = (
+    "device",
+    "precision",
+    "compile",
+    "cpu_heap",
+    "checkpoint_every_s",
+    "init_checkpoint",
+)
 
 
 #: every this many training steps, the step's loss and gradient norm go to ``History.steps``
@@ -222,7 +236,7 @@ class Trainer:
             self.model.compile()  # in place: state_dict and checkpoints are unchanged
             # compiling on a machine without CUDA logs a warning about CUDA_HOME: not our concern
             logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-        self.sampler = ContextSampler(config.min_context, config.max_context)
+        self.sampler = config.sampler()
         self.optimizer = self._make_optimizer()
         gamma = config.lr_decay ** (1 / max(config.epochs - 1, 1))
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma)
@@ -325,6 +339,13 @@ class Trainer:
                 f"cannot resume from {path}: it predates run identities; use another out_dir "
                 "or resume=False"
             )
+        # a checkpoint that predates a setting was trained with the setting's default
+        defaults = {
+            key: value
+            for key, value in asdict(TrainConfig()).items()
+            if key not in RESUMABLE_CHANGES
+        }
+        saved = {**saved, "train_config": {**defaults, **saved.get("train_config", {})}}
         mismatches = _differences(saved, self._identity())
         if mismatches:
             key, old, new = mismatches[0]
@@ -353,6 +374,22 @@ class Trainer:
             checkpoint["history"]["epochs"], checkpoint["history"].get("steps", [])
         )
         return checkpoint["epoch"] + 1, checkpoint.get("in_epoch")
+
+    def _warm_start(self, path: Path) -> None:
+        """Start from the weights of another run's checkpoint (fine-tuning): same
+        architecture and value scaling, fresh optimizer and schedule."""
+        if not path.is_file():
+            raise FileNotFoundError(f"init_checkpoint {path} not found")
+        checkpoint = torch.load(path, map_location=self.device, weights_only=False)
+        for key, ours in (
+            ("model_config", model_kwargs(self.model)),
+            ("scaling", asdict(self.scaling)),
+        ):
+            if checkpoint.get(key) != ours:
+                raise ValueError(
+                    f"init_checkpoint {path} has {key} {checkpoint.get(key)}, this run {ours}"
+                )
+        self.model.load_state_dict(checkpoint["model_state"])
 
     # -- epochs --------------------------------------------------------------
     def _epoch_state(self, epoch: int, saved: dict[str, Any] | None) -> _EpochState:
@@ -472,6 +509,8 @@ class Trainer:
         ``last.pt`` the state to resume from.
         """
         first, saved = self._restore() if resume else (1, None)
+        if first == 1 and saved is None and self.config.init_checkpoint:
+            self._warm_start(Path(self.config.init_checkpoint))
         started = time.perf_counter()
         deadline = math.inf if time_limit_s is None else started + time_limit_s
         remaining = range(first, self.config.epochs + 1)

@@ -144,6 +144,40 @@ def test_resume_refuses_another_data_set_or_model(tiny_gp, tmp_path) -> None:
         )
 
 
+def test_fine_tuning_starts_from_another_runs_weights(tiny_gp, tmp_path) -> None:
+    config = TrainConfig(**EAGER, epochs=1, batch_size=64, device="cpu")
+    Trainer(build_model(1, seed=3, **SMALL), tiny_gp, config, tmp_path / "base").fit(progress=False)
+    base, _, _ = load_model(tmp_path / "base" / "best.pt")
+    tuned_config = replace(
+        config, init_checkpoint=str(tmp_path / "base" / "best.pt"), hole_tasks=0.5, lr=0.0
+    )
+    tuned = build_model(1, seed=4, **SMALL)  # other weights: they come from init_checkpoint
+    Trainer(tuned, tiny_gp, tuned_config, tmp_path / "tuned").fit(progress=False)
+    # lr 0: the parameters stay those of the base run (batch-norm statistics move)
+    for a, b in zip(base.parameters(), tuned.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    wider = build_model(1, **(SMALL | {"hidden_channels": 32}))
+    with pytest.raises(ValueError, match="init_checkpoint .* has model_config"):
+        Trainer(wider, tiny_gp, tuned_config, tmp_path / "wider").fit(progress=False)
+    missing = replace(tuned_config, init_checkpoint=str(tmp_path / "none.pt"))
+    with pytest.raises(FileNotFoundError, match="init_checkpoint"):
+        Trainer(build_model(1, **SMALL), tiny_gp, missing, tmp_path / "missing").fit(progress=False)
+
+
+def test_checkpoints_from_before_a_new_setting_still_resume(tiny_gp, tmp_path) -> None:
+    config = TrainConfig(**EAGER, epochs=2, batch_size=64, device="cpu")
+    Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path).fit(progress=False, time_limit_s=0)
+    last = tmp_path / "last.pt"
+    saved = torch.load(last, weights_only=False)
+    del saved["identity"]["train_config"]["hole_tasks"]  # as written before void tasks existed
+    torch.save(saved, last)
+    history = Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path).fit(progress=False)
+    assert len(history.epochs) == 2
+    holes = TrainConfig(**EAGER, epochs=2, batch_size=64, device="cpu", hole_tasks=0.5)
+    with pytest.raises(ValueError, match="hole_tasks=0.0"):
+        Trainer(build_model(1, **SMALL), tiny_gp, holes, tmp_path).fit(progress=False)
+
+
 def test_speed_settings_may_change_on_resume(tiny_gp, tmp_path) -> None:
     config = TrainConfig(**EAGER, epochs=2, batch_size=64, device="cpu")
     Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path).fit(progress=False, time_limit_s=0)

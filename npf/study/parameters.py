@@ -233,6 +233,8 @@ TRAIN_PARAMETERS = NotebookParameters(
         "max_train": optional(whole(1)),
         "min_context": number(0, 1, include_low=True, include_high=True),
         "max_context": number(0, 1, include_low=True, include_high=True),
+        "hole_tasks": number(0, 1, include_low=True, include_high=True),
+        "init_checkpoint": optional(path()),
         "eval_context": number(0, 1),
         "n_test_images": optional(whole(1)),
         "n_figure_images": whole(1),
