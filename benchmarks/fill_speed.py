@@ -5,10 +5,10 @@ process of its own, as a user would run it: the wall time includes loading the m
 and, for compiled variants, compiling it. Peak memory is the process's maximum resident
 set (``wait4``). Speed-ups are against the first variant (the plain fp32 one by default).
 Each bf16 or compiled variant's output is compared, inside the scene's voids, with the
-fp32 eager variant of the same window (the window itself changes the result: each
-window's values are centred on its own context mean): median and largest change of the
-filled value and of the std, in the raster's units. Prints a table and stores JSON under
-``benchmarks/results/``.
+fp32 eager variant of the same window and centring (with ``window`` centring the window
+itself changes the result: each window's values are centred on its own context mean):
+median and largest change of the filled value and of the std, in the raster's units.
+Prints a table and stores JSON under ``benchmarks/results/``.
 
     .venv/bin/python benchmarks/fill_speed.py                 # srtm3_N46E008 (1,201 x 1,201)
     .venv/bin/python benchmarks/fill_speed.py --scene PATH --variants fp32-256 bf16-compile-512
@@ -32,20 +32,22 @@ import rasterio
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SCENE = REPO.parent / "shared" / "data" / "dem" / "srtm3_N46E008.tif"
-#: name -> (precision, compile, window)
+#: name -> (precision, compile, window, centring); centring as in npf.raster
 VARIANTS = {
-    "fp32-256": ("fp32", False, 256),
-    "fp32-512": ("fp32", False, 512),
-    "bf16-512": ("bf16", False, 512),
-    "fp32-compile-512": ("fp32", True, 512),
-    "bf16-compile-512": ("bf16", True, 512),
+    "fp32-256": ("fp32", False, 256, "local"),
+    "fp32-512": ("fp32", False, 512, "local"),
+    "bf16-512": ("bf16", False, 512, "local"),
+    "fp32-compile-512": ("fp32", True, 512, "local"),
+    "bf16-compile-512": ("bf16", True, 512, "local"),
+    "bf16-768": ("bf16", False, 768, "local"),
+    "bf16-512-window": ("bf16", False, 512, "window"),
 }
 
 
-def fill(scene: Path, out: Path, precision: str, compile: bool, window: int) -> dict:
+def fill(scene: Path, out: Path, precision: str, compile: bool, window: int, centring: str) -> dict:
     """Run one fill in a child process; its wall time and peak resident set."""
     command = [sys.executable, "-m", "npf", "fill", str(scene), "-o", str(out), "--quiet"]
-    command += ["--precision", precision, "--window", str(window)]
+    command += ["--precision", precision, "--window", str(window), "--centring", centring]
     command += ["--compile"] if compile else []
     start = time.perf_counter()
     child = subprocess.Popen(
@@ -74,20 +76,28 @@ def main() -> None:
     rows, exact, first = [], {}, None
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.variants:
-            precision, compile, window = VARIANTS[name]
+            precision, compile, window, centring = VARIANTS[name]
             out = Path(tmp) / f"{name}.tif"
-            row = {"variant": name, "precision": precision, "compile": compile, "window": window}
-            row |= fill(args.scene, out, precision, compile, window)
+            row = {
+                "variant": name,
+                "precision": precision,
+                "compile": compile,
+                "window": window,
+                "centring": centring,
+            }
+            row |= fill(args.scene, out, precision, compile, window, centring)
             with rasterio.open(out) as filled:
                 mean, std = filled.read(1)[voids], filled.read(2)[voids]
             first = first or row["seconds"]
             row["speed_up"] = first / row["seconds"]
+            # with local centring every window gives the same result: compare with any
+            same = (window if centring == "window" else None, centring)
             if precision == "fp32" and not compile:
-                exact[window] = mean, std
-            change = "no fp32 eager variant of this window to compare with"
-            if window in exact:
-                mean_change = np.abs(mean - exact[window][0])
-                std_change = np.abs(std - exact[window][1])
+                exact[same] = mean, std
+            change = "no fp32 eager variant of this window and centring to compare with"
+            if same in exact:
+                mean_change = np.abs(mean - exact[same][0])
+                std_change = np.abs(std - exact[same][1])
                 for what, values in (("mean", mean_change), ("std", std_change)):
                     row[f"median_{what}_change"] = float(np.median(values)) if values.size else 0.0
                     row[f"max_{what}_change"] = float(np.max(values, initial=0.0))
