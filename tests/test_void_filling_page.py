@@ -11,6 +11,8 @@ import xarray as xr
 from npf.study.void_filling import (
     as_dataset,
     as_records,
+    colour,
+    label,
     plot_example_fill,
     plot_scores_by_size,
     read_results,
@@ -62,3 +64,10 @@ def test_table_and_figures_show_every_method() -> None:
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles[:3] == ["terrain", "with voids", "kriging std"]
     assert sum(title.startswith(("GDAL", "cubic", "kriging\n")) for title in titles) == 3
+
+
+def test_convcnp_centrings_are_named_and_coloured_apart() -> None:
+    assert label("convcnp-local") == label("convcnp") == "ConvCNP"
+    assert label("convcnp-window") == "ConvCNP, window-centred"
+    assert colour("convcnp-local") == colour("convcnp") != colour("convcnp-window")
+    assert len({colour(m) for m in ("gdal", "cubic", "kriging", "convcnp")}) == 4

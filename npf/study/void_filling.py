@@ -28,10 +28,21 @@ from npf.voids import METRICS, Fill, Voids
 LABELS = {"convcnp": "ConvCNP", "gdal": "GDAL fillnodata", "cubic": "cubic", "kriging": "kriging"}
 #: GDAL's fill has no entry in METHOD_COLOURS (it is not a study predictor)
 GDAL_COLOUR = "#8C564B"
+#: the benchmark's names for ConvCNP with each centring (``--centrings local window``)
+CENTRED = {"convcnp-local": "ConvCNP", "convcnp-window": "ConvCNP, window-centred"}
+
+
+def label(method: str) -> str:
+    """How the page names a benchmark method."""
+    return LABELS.get(method) or CENTRED.get(method, method)
 
 
 def colour(method: str) -> str:
-    return GDAL_COLOUR if method == "gdal" else method_colour(method)
+    """The study's colour of the method; the default ConvCNP's for local centring, grey
+    for window centring, brown for GDAL."""
+    if method == "gdal":
+        return GDAL_COLOUR
+    return method_colour("convcnp" if method == "convcnp-local" else method)
 
 
 @dataclass(frozen=True)
@@ -110,7 +121,7 @@ def scores_table(pooled: xr.Dataset, units: str = "m") -> str:
             rows.append(
                 [
                     size_class,
-                    LABELS.get(method, method),
+                    label(method),
                     f"{int(row['pixels']):,}",
                     _cell(row["rmse"]),
                     _cell(row["mae"]),
@@ -142,7 +153,7 @@ def plot_scores_by_size(pooled: xr.Dataset, units: str = "m") -> Figure:
                 values,
                 marker="o",
                 color=colour(method),
-                label=LABELS.get(method, method),
+                label=label(method),
             )
         if metric == "coverage95":
             ax.axhline(0.95, color="0.4", ls=":", lw=1)
@@ -180,7 +191,7 @@ def plot_example_fill(truth: np.ndarray, voids: Voids, fills: Mapping[str, Fill]
     for ax, method in zip(axes[0, 2:], stds, strict=False):
         std = np.where(inside, fills[method].std, np.nan)
         image = ax.imshow(std, cmap="viridis", vmin=0, vmax=std_max)
-        ax.set_title(f"{LABELS.get(method, method)} std", fontsize=SMALL)
+        ax.set_title(f"{label(method)} std", fontsize=SMALL)
     if stds:
         fig.colorbar(image, ax=axes[0, 2:], shrink=0.8, label="std (m)")
     errors = {m: np.where(inside, np.abs(fills[m].mean - truth), np.nan) for m in methods}
@@ -188,7 +199,7 @@ def plot_example_fill(truth: np.ndarray, voids: Voids, fills: Mapping[str, Fill]
     for ax, method in zip(axes[1], methods, strict=False):
         image = ax.imshow(errors[method], cmap="magma", vmin=0, vmax=error_max)
         rmse = float(np.sqrt(np.nanmean(errors[method] ** 2)))
-        ax.set_title(f"{LABELS.get(method, method)}\nRMSE {rmse:.1f} m", fontsize=SMALL)
+        ax.set_title(f"{label(method)}\nRMSE {rmse:.1f} m", fontsize=SMALL)
     fig.colorbar(image, ax=axes[1, :], shrink=0.8, label="|error| in voids (m)")
     for ax in list(axes[0, 2 + len(stds) :]) + list(axes[1, len(methods) :]):
         ax.remove()
