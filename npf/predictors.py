@@ -159,7 +159,7 @@ class ConvCNP:
     predicts under bf16 autocast and ``compile=True`` through ``torch.compile``
     (dynamic shapes; the first call compiles, which pays only over many or large
     rasters). On a 2-core CPU with native bf16, bf16 filled a 1,201 x 1,201 scene
-    1.4x faster than fp32, within 0.9 m in the median void pixel
+    1.4x faster than fp32, within 0.7 m in the median void pixel
     (``benchmarks/fill_speed.py``).
     """
 

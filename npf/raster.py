@@ -10,9 +10,11 @@ Checkpoints trained to centre on the context (DEMs) saw ``(y - shift) / scale`` 
 by default (``centring="local"``) each pixel is centred on the mean of the valid
 pixels within a training tile about it (:func:`local_context_mean`): the model then
 sees values of the size it was trained on, and the smooth shift surface leaves no
-steps at window borders. ``centring="window"`` subtracts the window's own context
-mean instead (the behaviour before 2026-12-03; compared on the book's void-filling
-page). Without centring the result equals a whole-raster prediction. Observed
+steps at window borders (windows are read half a tile wider for it, so that a
+windowed fill equals a whole-raster one). ``centring="window"`` subtracts the
+window's own context mean instead (the earlier behaviour; compared on the book's
+void-filling page). Without centring too the result equals a whole-raster
+prediction. Observed
 pixels keep their value and get std 0; pixels with no valid pixel in their window
 are left nodata.
 
@@ -52,8 +54,8 @@ TRAINING_TILE = 64
 #: |value - its centring shift| / scale beyond which a value is far outside training: 99 % of
 #: the DEM training tiles stay below 10 (the largest reaches 16)
 FAR_VALUE_SCALES = 10.0
-#: px per window: at 512 a 1,201 x 1,201 scene takes 4 windows and 1.7 GiB, at 256 it took
-#: 25 windows and 30 % longer (benchmarks/fill_speed.py)
+#: px per window: at 512 a 1,201 x 1,201 scene takes 9 windows and 1.7 GiB, at 256 it takes
+#: 25 windows and 20 % longer in fp32 (benchmarks/fill_speed.py)
 DEFAULT_WINDOW = 512
 #: the study's DEM model (from the ``tfasr`` run), used when no checkpoint is given
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "dem.pt"
@@ -173,11 +175,15 @@ class Filler:
         return replace(self.convcnp, scaling=ValueScaling(self.scaling.scale))
 
     def margin(self) -> int:
-        """Pixels a window must read beyond what it keeps: the receptive field, plus
-        the half tile over which local centring averages (then a windowed fill equals
-        a whole-raster one); at least half a training tile."""
-        radius = receptive_radius(self.convcnp.model)
-        return radius + TRAINING_TILE // 2 if self.local else max(radius, TRAINING_TILE // 2)
+        """Pixels the model must see beyond what a window keeps: its receptive field,
+        at least half a training tile."""
+        return max(receptive_radius(self.convcnp.model), TRAINING_TILE // 2)
+
+    @property
+    def centring_margin(self) -> int:
+        """Pixels read beyond the model's window so that local centring averages a whole
+        tile about each of its pixels (then a windowed fill equals a whole-raster one)."""
+        return TRAINING_TILE // 2 if self.local else 0
 
     def shift(self, values: np.ndarray) -> np.ndarray | float:
         """What centring subtracts from a window (H, W) before the model sees it."""
@@ -187,14 +193,19 @@ class Filler:
             return float(np.nanmean(values))
         return local_context_mean(values)
 
-    def predict(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict(
+        self, values: np.ndarray, shift: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std of one window (H, W) from its finite pixels, which stay as given.
 
-        With local centring the model predicts the residuals from :meth:`shift`, and
-        the shift is added back.
+        With local centring the model predicts the residuals from ``shift`` (by
+        default :meth:`shift` of the window itself), and the shift is added back.
         """
         context = np.isfinite(values)
-        shift = self.shift(values) if self.local else 0.0
+        if not self.local:
+            shift = 0.0
+        elif shift is None:
+            shift = self.shift(values)
         prediction = self.model_input.predict(Tasks.of_raster(values - shift, context))
         mean = prediction.mean[0, 0].astype(np.float64) + shift
         std = prediction.std[0, 0].astype(np.float64)
@@ -265,6 +276,12 @@ def windows(height: int, width: int, size: int, margin: int) -> Iterator[tuple[W
             yield centre, Window(left, top, right - left, bottom - top)
 
 
+def within(inner: Window, outer: Window) -> tuple[slice, slice]:
+    """Where ``inner`` lies in an array read from ``outer``."""
+    row, col = inner.row_off - outer.row_off, inner.col_off - outer.col_off
+    return slice(row, row + inner.height), slice(col, col + inner.width)
+
+
 def check_window(filler: Filler, window: int, margin: int | None) -> int:
     """The margin to use: at least :meth:`Filler.margin`."""
     if window < 1:
@@ -274,9 +291,8 @@ def check_window(filler: Filler, window: int, margin: int | None) -> int:
         return needed
     if margin < needed:
         raise ValueError(
-            f"margin {margin} px is below the {needed} px the model needs (its receptive field, "
-            "plus the neighbourhood of local centring, at least half a training tile): windows "
-            "would show seams"
+            f"margin {margin} px is below the {needed} px the model needs (its receptive field "
+            "or half a training tile): windows would show seams"
         )
     return margin
 
@@ -296,17 +312,28 @@ def fill_windows(
     std)`` stores a centre window, NaN where nothing could be predicted.
     """
     margin = check_window(filler, window, margin)
-    grid = list(windows(*shape, window, margin))
-    if not any(np.isfinite(read(centre)).any() for centre, _ in grid):
+    # the model's windows, and the wider ones read to centre each of their pixels locally
+    grid = list(
+        zip(
+            windows(*shape, window, margin),
+            windows(*shape, window, margin + filler.centring_margin),
+            strict=True,
+        )
+    )
+    if not any(np.isfinite(read(centre)).any() for (centre, _), _ in grid):
         raise ValueError("the raster has no valid pixel: nothing to predict from")
     found = Extrapolation()
-    for centre, outer in tqdm(grid, desc="filling", unit="window", disable=not progress):
-        values = read(outer)
+    for (centre, seen), (_, wide) in tqdm(
+        grid, desc="filling", unit="window", disable=not progress
+    ):
+        values = read(wide)
+        shift = filler.shift(values) if filler.local else None
+        part = within(seen, wide)
+        values = values[part]
+        if shift is not None:
+            shift = shift[part]
         valid = np.isfinite(values)
-        inner = (
-            slice(centre.row_off - outer.row_off, centre.row_off - outer.row_off + centre.height),
-            slice(centre.col_off - outer.col_off, centre.col_off - outer.col_off + centre.width),
-        )
+        inner = within(centre, seen)
         found.windows += 1
         found.pixels += centre.height * centre.width
         found.observed += int(valid[inner].sum())
@@ -319,12 +346,12 @@ def fill_windows(
         if density > filler.convcnp.max_context:
             found.dense_windows += 1
             found.max_density = max(found.max_density, density)
-        offset = values - filler.shift(values)
+        offset = values - (filler.shift(values) if shift is None else shift)
         far = np.abs(offset[inner][valid[inner]]) > FAR_VALUE_SCALES * filler.scaling.scale
         found.far_values += int(far.sum())
         distance = distance_transform_edt(~valid)[inner]
         found.far_voids += int((distance > TRAINING_TILE // 2).sum())
-        mean, std = filler.predict(values)
+        mean, std = filler.predict(values, shift)
         write(centre, mean[inner], std[inner])
     found.messages = found.warnings(filler, margin)
     for message in found.messages:
