@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,17 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from npf.data import CorruptFileError, DatasetNotFoundError, load_splits
+from npf.data import CorruptFileError, DatasetNotFoundError, dem_sources, load_splits
 from npf.data.__main__ import main
-from npf.data.dem import export_tiles, holdout, load, prepare, read_tiles, tfasr_dir
+from npf.data.dem import (
+    export_tiles,
+    holdout,
+    load,
+    prepare,
+    read_tiles,
+    scenes_dir,
+    tfasr_dir,
+)
 from npf.data.tiling import (
     TileRules,
     check_split,
@@ -233,6 +242,12 @@ def test_prepare_replaces_own_output_but_never_foreign_tiles(scenes: Path, tmp_p
     pool, test = load(data_dir)
     assert set(test.labels["scene"]) == {"geo"} and len(pool) == 11 + 4
     assert not (data_dir / "tfasr.partial").exists() and not (data_dir / "tfasr.old").exists()
+    # the scenes are kept whole beside the tiles, copied from the source
+    kept = sorted(path.name for path in scenes_dir(data_dir).iterdir())
+    assert kept == sorted(path.name for path in scenes.glob("*.tif"))
+    assert sorted(path.name for path in data_dir.iterdir()) == ["dem", "tfasr"]
+    with pytest.raises(ValueError, match="where prepare keeps the scenes"):
+        prepare(scenes_dir(data_dir), data_dir)
     foreign = tmp_path / "real"
     (foreign / "tfasr" / "train").mkdir(parents=True)
     with pytest.raises(FileExistsError, match="did not make"):
@@ -240,7 +255,10 @@ def test_prepare_replaces_own_output_but_never_foreign_tiles(scenes: Path, tmp_p
 
 
 def test_cli_prepare_and_errors(
-    scenes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    scenes: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     data_dir = tmp_path / "data"
     argv = ["prepare", "tfasr", "--source", str(scenes), "--data-dir", str(data_dir)]
@@ -249,8 +267,16 @@ def test_cli_prepare_and_errors(
     assert "tiles: {'train': 15, 'test': 4}" in capsys.readouterr().out
     assert main(argv + ["--test-scenes", "atlantis"]) == 1
     assert "atlantis" in capsys.readouterr().err
+
+    def offline(url: str) -> bytes:
+        raise urllib.error.URLError("no network in tests")
+
+    monkeypatch.setattr(dem_sources, "fetch", offline)
     assert main(["prepare", "tfasr", "--download", "--data-dir", str(data_dir)]) == 1
-    assert "10.6084/m9.figshare.19597201" in capsys.readouterr().err
+    error = capsys.readouterr().err.splitlines()[-1]  # after tqdm's progress bar
+    assert error.startswith("error: tfasr scene bigtujunga: cannot fetch bigtujunga.tif: https://")
+    assert "raw.githubusercontent.com/TopoToolbox/DEMs/" in error
+    assert (tfasr_dir(data_dir) / "tiling.json").exists()  # the prepared set is kept
 
 
 def test_decode_treats_out_of_range_elevations_as_invalid() -> None:

@@ -4,6 +4,7 @@
     python -m npf.data prepare eurosat --source ../shared/data/eurosat
     python -m npf.data prepare tfasr --source ../shared/data/dem
     python -m npf.data prepare fashionmnist --download      # needs internet
+    python -m npf.data prepare tfasr --download             # 19 DEM scenes, ~30 MB
     python -m npf.data export tfasr                         # GeoTIFF tiles -> tiles.npz
 
 ``--data-dir`` defaults to ``$NPF_DATA_DIR`` or the repository's ``data/``.
@@ -26,7 +27,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     prepare.add_argument("name", help=f"one of: {', '.join(DATASETS)}")
     prepare.add_argument("--source", type=Path, help="folder holding the original files")
     prepare.add_argument(
-        "--download", action="store_true", help="fetch through torchvision (fashionmnist, eurosat)"
+        "--download",
+        action="store_true",
+        help="fetch from the public sources (fashionmnist, eurosat: torchvision; tfasr)",
     )
     prepare.add_argument("--data-dir", type=Path, help="default: $NPF_DATA_DIR or repo data/")
     prepare.add_argument(

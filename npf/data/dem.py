@@ -12,6 +12,11 @@ The GeoTIFFs are read with rasterio (imported only then); when ``tiles.npz``
 exists it is read instead, with numpy alone, so machines without rasterio can
 train. Nodata and non-finite pixels are invalid: never context, never target.
 
+Our own set is cut from 19 real DEM scenes: ``prepare tfasr --source <folder>``
+copies them from a folder, ``--download`` fetches them from their public sources
+(``npf.data.dem_sources``); either way they are kept whole in ``<data_dir>/dem``
+(:func:`scenes_dir`), where the void-filling benchmarks read them.
+
 Scaling: ``ValueScaling(scale, center_on_context=True)`` with ``scale`` the median,
 over the *training* tiles, of the standard deviation of elevation within a tile;
 the model sees (elevation - mean of the context values) / scale.
@@ -22,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -32,12 +38,15 @@ import numpy as np
 import torch
 
 from npf.data.base import CorruptFileError, DatasetNotFoundError, GridDataset, holdout_split
+from npf.data.dem_sources import download_scenes
 from npf.scaling import ValueScaling
 
 if TYPE_CHECKING:
     from npf.data.tiling import TileRules
 
 DIRNAME = "tfasr"
+#: folder of the whole scenes the tiles are cut from, beside ``DIRNAME``
+SCENES_DIRNAME = "dem"
 EXPORT_FILE = "tiles.npz"
 REPORT_FILE = "tiling.json"
 SPLITS = ("train", "test")
@@ -76,10 +85,15 @@ def tfasr_dir(data_dir: Path) -> Path:
     return Path(data_dir) / DIRNAME
 
 
+def scenes_dir(data_dir: Path) -> Path:
+    """Where ``prepare tfasr`` keeps the whole scenes (GeoTIFFs) it tiled."""
+    return Path(data_dir) / SCENES_DIRNAME
+
+
 def prepare_hint() -> str:
     return (
         "prepare it with: python -m npf.data prepare tfasr --source <folder of GeoTIFF scenes> "
-        f"(or put the TfaSR tiles, doi {DOI}, there)"
+        f"or --download (or put the TfaSR tiles, doi {DOI}, there)"
     )
 
 
@@ -304,36 +318,76 @@ def prepare(
     rules: TileRules | None = None,
     margin_km: float = 50.0,
 ) -> str:
-    """Tile the GeoTIFF scenes in ``source`` into ``<data_dir>/tfasr`` and export the tiles.
+    """Lay the scenes out in ``<data_dir>/dem``, tile them into ``<data_dir>/tfasr`` and
+    export the tiles.
 
-    Builds the new set beside the old one and swaps it in only when complete. A
-    ``tfasr`` folder that ``prepare`` did not make (e.g. the real TfaSR tiles) is
-    never replaced.
+    The scenes are the GeoTIFFs directly in ``source``, copied, or with ``download``
+    the 19 of ``dem_sources.SCENES``, fetched and SHA256-checked. Either way they are
+    gathered in a temporary folder inside ``data_dir`` and replace ``<data_dir>/dem``
+    only when complete; the tiles likewise replace ``<data_dir>/tfasr`` only when
+    complete. A ``tfasr`` folder that ``prepare`` did not make (e.g. the real TfaSR
+    tiles) is never replaced.
     """
-    from npf.data.tiling import TileRules, find_scenes, tile_scenes
+    from npf.data.tiling import find_scenes
 
-    if download:
-        raise ValueError(f"tfasr cannot be downloaded here; get TfaSR from doi {DOI}")
-    if source is None:
-        raise ValueError("tfasr: give --source <folder of GeoTIFF scenes>")
-    rules = rules or TileRules()
-    source, data_dir = Path(source), Path(data_dir)
-    if not source.is_dir() or not (scenes := find_scenes(source)):
+    if download == (source is not None):
+        raise ValueError("tfasr: give either --source <folder of GeoTIFF scenes> or --download")
+    data_dir = Path(data_dir)
+    check_replaceable(tfasr_dir(data_dir))
+    scenes = scenes_dir(data_dir)
+    if source is not None and Path(source).resolve() == scenes.resolve():
+        raise ValueError(f"{source} is where prepare keeps the scenes: give another folder")
+    if source is not None and (not Path(source).is_dir() or not find_scenes(Path(source))):
         raise DatasetNotFoundError(f"no GeoTIFF scenes (*.tif) in {source}")
-    root = tfasr_dir(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(dir=data_dir, prefix=".scenes-") as scratch:
+        gathered = Path(scratch) / SCENES_DIRNAME
+        gathered.mkdir()
+        if source is None:
+            notes = download_scenes(gathered)
+        else:
+            for scene in find_scenes(Path(source)):
+                shutil.copy2(scene, gathered / scene.name)
+        text = tile_source(gathered, scenes, data_dir, test_scenes, train_stride, rules, margin_km)
+    return "\n".join([*notes, text])
+
+
+def check_replaceable(root: Path) -> None:
+    """Refuse to replace a ``tfasr`` folder that ``prepare`` did not make."""
     if root.exists() and not (root / REPORT_FILE).exists():
         raise FileExistsError(
             f"{root} holds tiles that prepare did not make; move it away first "
             "(or keep it and run: python -m npf.data export tfasr)"
         )
+
+
+def tile_source(
+    gathered: Path,
+    scenes: Path,
+    data_dir: Path,
+    test_scenes: Sequence[str],
+    train_stride: int,
+    rules: TileRules | None,
+    margin_km: float,
+) -> str:
+    """Tile the scenes ``gathered`` in a temporary folder; when that succeeds, move them
+    to ``scenes`` and the tiles to ``<data_dir>/tfasr``, each replacing the old."""
+    from npf.data.tiling import TileRules, find_scenes, tile_scenes
+
+    rules = rules or TileRules()
+    root = tfasr_dir(data_dir)
     staging = data_dir / f"{DIRNAME}.partial"
     shutil.rmtree(staging, ignore_errors=True)
-    reports = tile_scenes(scenes, staging, test_scenes, train_stride, rules, margin_km)
+    reports = tile_scenes(
+        find_scenes(gathered), staging, test_scenes, train_stride, rules, margin_km
+    )
     counts = {split: len(tile_paths(staging, split)) for split in SPLITS}
     if not all(counts.values()):
+        shutil.rmtree(staging, ignore_errors=True)
         raise ValueError(f"tiling gave {counts}: need tiles in both train and test")
     record = {
-        "source": str(source),
+        "source": f"{SCENES_DIRNAME}/ (in the data directory)",
         "rules": rules.__dict__,
         "train_stride": train_stride,
         "test_stride": rules.size,
@@ -344,15 +398,21 @@ def prepare(
     }
     (staging / REPORT_FILE).write_text(json.dumps(record, indent=1))
     export_tiles(staging)
-    if root.exists():
-        retired = data_dir / f"{DIRNAME}.old"
+    swap_in(gathered, scenes)
+    swap_in(staging, root)
+    return summary(record, root)
+
+
+def swap_in(new: Path, old: Path) -> None:
+    """Move folder ``new`` to ``old``'s place, removing ``old`` only once ``new`` is there."""
+    if old.exists():
+        retired = old.with_name(f"{old.name}.old")
         shutil.rmtree(retired, ignore_errors=True)
-        root.rename(retired)
-        staging.rename(root)
+        old.rename(retired)
+        new.rename(old)
         shutil.rmtree(retired)
     else:
-        staging.rename(root)
-    return summary(record, root)
+        new.rename(old)
 
 
 def summary(record: dict, root: Path) -> str:
