@@ -30,8 +30,12 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
+from npf.data import default_data_dir
+from npf.data.dem import scenes_dir
+
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_SCENE = REPO.parent / "shared" / "data" / "dem" / "srtm3_N46E008.tif"
+#: a scene kept by ``python -m npf.data prepare tfasr`` (in the data directory's dem/)
+DEFAULT_SCENE = scenes_dir(default_data_dir()) / "srtm3_N46E008.tif"
 #: name -> (precision, compile, window, centring); centring as in npf.raster
 VARIANTS = {
     "fp32-256": ("fp32", False, 256, "local"),
@@ -68,7 +72,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="JSON to write (default: results/...)")
     args = parser.parse_args()
     if not args.scene.is_file():
-        sys.exit(f"scene {args.scene} not found (the study's DEMs live in ../shared/data/dem)")
+        sys.exit(f"scene {args.scene} not found: python -m npf.data prepare tfasr lays it out")
     with rasterio.open(args.scene) as src:
         band = src.read(1, masked=True)
         shape = band.shape

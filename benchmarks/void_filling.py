@@ -7,9 +7,9 @@ Run by hand, never from the test suite::
         --scenes Mandakini --window 256 --seeds 0 --out /tmp/void-filling.json
 
 Each scene (default: the study's test scenes, ``test_scenes`` in
-``data/tfasr/tiling.json``, read from ``--dem-dir``) gives one square crop of
-``--window`` pixels about its centre (the whole scene when smaller), invalid where
-:func:`npf.data.tiling.decode` says so (nodata, non-finite, outside -500..9,000 m);
+``data/tfasr/tiling.json``, read from ``--dem-dir``, by default ``data/dem``) gives one
+square crop of ``--window`` pixels about its centre (the whole scene when smaller), invalid
+where :func:`npf.data.tiling.decode` says so (nodata, non-finite, outside -500..9,000 m);
 a scene that is absent or whose crop is less than half valid is skipped and
 recorded. For every void share and seed, :func:`npf.voids.make_voids` cuts blobs of
 3-60 px from the valid terrain (weighted to steep slopes) and
@@ -54,6 +54,8 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from npf import REPO_ROOT, provenance
+from npf.data import default_data_dir
+from npf.data.dem import scenes_dir, tfasr_dir
 from npf.data.tiling import decode, ground_pixel_size
 from npf.raster import (
     CENTRINGS,
@@ -76,8 +78,9 @@ from npf.voids import (
 )
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
-TILING = REPO_ROOT / "data" / "tfasr" / "tiling.json"
-DEM_DIR = REPO_ROOT.parent / "shared" / "data" / "dem"
+TILING = tfasr_dir(default_data_dir()) / "tiling.json"
+#: where ``python -m npf.data prepare tfasr`` keeps the whole scenes
+DEM_DIR = scenes_dir(default_data_dir())
 METHODS = ("convcnp", "gdal", "cubic", "kriging")
 #: crops with a smaller share of valid pixels are skipped
 MIN_VALID_SHARE = 0.5
