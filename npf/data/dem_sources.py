@@ -86,9 +86,10 @@ class Scene:
         return f"{self.name}.tif"
 
 
-def copy_scene(name: str, url: str, sha256: str) -> Scene:
-    """A scene that is its upstream file, byte for byte."""
-    return Scene(name, "copy", (Download(f"{name}.tif", (url,), sha256),), sha256)
+def copy_scene(name: str, urls: str | tuple[str, ...], sha256: str) -> Scene:
+    """A scene that is its upstream file, byte for byte (at any of ``urls``)."""
+    urls = (urls,) if isinstance(urls, str) else urls
+    return Scene(name, "copy", (Download(f"{name}.tif", urls, sha256),), sha256)
 
 
 # The copies were taken at the later commits 5118fb94 (SRTM-GeoTIFF), 99651428 (OGGM)
@@ -125,22 +126,15 @@ SCENES: tuple[Scene, ...] = (
         "8b0cc0cbf40000dc09fc39f9c44a9ba47350043cadff11109b7b3073531dfbab",
     ),
     # two versions in the index, d240c1e4... holds one of them; else the README's commit
-    Scene(
+    copy_scene(
         "srtm3_N49W124",
-        "copy",
         (
-            Download(
-                "srtm3_N49W124.tif",
-                (
-                    github(
-                        SRTM_GEOTIFF,
-                        "d240c1e4b34b4bc57c57c9b3f45e2437bdde2db1",
-                        "library/GeoTIFF/N49W124.tif",
-                    ),
-                    github_short(SRTM_GEOTIFF, "5118fb94", "library/GeoTIFF/N49W124.tif"),
-                ),
-                "0b9b573ca32f08d2d13fd7e46b02e8a743c7ea9f737110a2a70b0369fcd8cf5e",
+            github(
+                SRTM_GEOTIFF,
+                "d240c1e4b34b4bc57c57c9b3f45e2437bdde2db1",
+                "library/GeoTIFF/N49W124.tif",
             ),
+            github_short(SRTM_GEOTIFF, "5118fb94", "library/GeoTIFF/N49W124.tif"),
         ),
         "0b9b573ca32f08d2d13fd7e46b02e8a743c7ea9f737110a2a70b0369fcd8cf5e",
     ),
