@@ -252,6 +252,23 @@ def test_warns_of_what_training_never_saw(checkpoint, tmp_path) -> None:
     assert "training tiles" in meta["tags"]["NPF_WARNINGS"]
 
 
+def test_a_model_trained_on_void_tasks_takes_dense_context(checkpoint, tmp_path) -> None:
+    values = field(40, 40).astype(np.float64)
+    values[10:20, 10:20] = np.nan  # 94 % of the pixels observed
+    data = xr.DataArray(values, dims=("y", "x"))
+    with pytest.warns(ExtrapolationWarning, match="trained on at most 30%"):
+        fill_dataarray(data, checkpoint)
+    saved = torch.load(checkpoint, weights_only=False)
+    voids = variant(
+        checkpoint,
+        tmp_path / "voids.pt",
+        train_config={**saved["train_config"], "hole_tasks": 0.5},
+    )
+    assert Filler.load(voids).convcnp.max_context == pytest.approx(0.98)
+    filled = fill_dataarray(data, voids)
+    assert "context density" not in filled.attrs["NPF_WARNINGS"]
+
+
 def test_far_values_warn(checkpoint) -> None:
     values = field(20, 20).astype(np.float64)
     values[0, 0] = 50.0  # the Gaussian fields have unit scale
