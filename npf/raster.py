@@ -14,9 +14,8 @@ steps at window borders (windows are read half a tile wider for it, so that a
 windowed fill equals a whole-raster one). ``centring="window"`` subtracts the
 window's own context mean instead (the earlier behaviour; compared on the book's
 void-filling page). Without centring too the result equals a whole-raster
-prediction. Observed
-pixels keep their value and get std 0; pixels with no valid pixel in their window
-are left nodata.
+prediction. Observed pixels keep their value and get std 0; pixels with no valid
+pixel in their window are left nodata.
 
 What ConvCNP was not trained for is reported as warnings (:class:`ExtrapolationWarning`,
 also stored in the output): voids wider than the training tiles, context denser
