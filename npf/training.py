@@ -434,10 +434,14 @@ class Trainer:
                 )
             if not math.isfinite(value):
                 write_json_atomic(self.history.to_json(), self.out_dir / "history.json")
+                saved = (
+                    "last.pt in the run folder keeps the last saved state"
+                    if (self.out_dir / "last.pt").exists()
+                    else "no checkpoint was saved before it"
+                )
                 raise FloatingPointError(
                     f"training diverged in epoch {epoch}, batch {state.step + 1} (loss {value}); "
-                    "lower the learning rate, set grad_clip or use optimizer='adam'; "
-                    f"{self.out_dir / 'last.pt'} keeps the last good state"
+                    f"lower the learning rate, set grad_clip or use optimizer='adam'; {saved}"
                 )
             self.optimizer.step()
             state.step += 1

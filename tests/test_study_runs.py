@@ -55,5 +55,6 @@ def test_a_diverging_run_stops_with_its_step_log(tmp_path) -> None:
     fig = run.step_log()
     assert [line.get_label() for line in fig.axes[0].lines][-1] == "non-finite loss"
     assert (tmp_path / "step_log.png").is_file()
+    assert run.learning_curve() is None  # no epoch to draw
     with pytest.raises(FileNotFoundError, match="no best.pt: no epoch finished before"):
         run.predict_test(progress=False)

@@ -164,9 +164,10 @@ class TrainingRun:
 
     def learning_curve(self) -> Figure | None:
         """On ``gp``: validation NLL gap to the exact posterior and RMSE against the
-        fields seen, saved as ``learning_curve.png``; ``None`` for other data sets."""
+        fields seen, saved as ``learning_curve.png``; ``None`` for other data sets and
+        before an epoch has finished (e.g. a run that diverged in its first)."""
         reference = self.validation_reference
-        if reference is None:
+        if reference is None or not self.trainer.history.epochs:
             return None
         fig = figures.plot_learning_curve(
             self.trainer.history, len(self.trainer.train_values), reference
