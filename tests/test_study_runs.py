@@ -3,6 +3,7 @@ exact posterior, and a run that diverges."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import matplotlib
@@ -56,5 +57,14 @@ def test_a_diverging_run_stops_with_its_step_log(tmp_path) -> None:
     assert [line.get_label() for line in fig.axes[0].lines][-1] == "non-finite loss"
     assert (tmp_path / "step_log.png").is_file()
     assert run.learning_curve() is None  # no epoch to draw
-    with pytest.raises(FileNotFoundError, match="no best.pt: no epoch finished before"):
+    assert run.predict_test(progress=False) is None  # no model to score
+    run.write_record(None)
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert "diverged in epoch 1" in record["diverged"] and record["epochs_trained"] == 0
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_a_run_without_a_model_that_did_not_diverge_is_an_error(tmp_path) -> None:
+    run = tiny_gp_run(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no best.pt: no epoch finished; the step"):
         run.predict_test(progress=False)

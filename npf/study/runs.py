@@ -174,16 +174,21 @@ class TrainingRun:
         )
         return _save(fig, self.folder / "learning_curve.png")
 
-    def predict_test(self, progress: bool = True) -> xr.Dataset:
-        """Every method on the scored test images, ConvCNP from ``best.pt``."""
+    def predict_test(self, progress: bool = True) -> xr.Dataset | None:
+        """Every method on the scored test images, ConvCNP from ``best.pt``; ``None``
+        (saying why) when training diverged before an epoch finished: no model to score."""
         p = self.parameters
         best = self.folder / "best.pt"
         if not best.is_file():
-            raise FileNotFoundError(
+            reason = (
                 f"no {best.name}: no epoch finished"
                 + (f" before training diverged ({self.diverged})" if self.diverged else "")
                 + "; the step log (step_log.png) shows how far it got"
             )
+            if not self.diverged:
+                raise FileNotFoundError(reason)
+            print(f"nothing to predict with: {reason}")
+            return None
         convcnp = ConvCNP.load(best, device=str(self.trainer.device))
         indices = test_subset(len(self.test), p["n_test_images"], p["seed"])
         predictors = default_predictors(self.test, convcnp)
@@ -219,8 +224,9 @@ class TrainingRun:
             )
         return text
 
-    def write_record(self, results: Summary) -> str:
-        """``metrics.json`` and ``run.json`` in the run folder."""
+    def write_record(self, results: Summary | None) -> str:
+        """``run.json`` in the run folder, and ``metrics.json`` when there are scores
+        (``None``: a run that diverged before its first epoch ended)."""
         history = self.trainer.history
         record = {
             "dataset": self.parameters["dataset"],
@@ -235,7 +241,8 @@ class TrainingRun:
             "diverged": self.diverged,
             "wall_time_s": time.perf_counter() - self.started,
         }
-        write_json_atomic(results, self.folder / "metrics.json")
+        if results is not None:
+            write_json_atomic(results, self.folder / "metrics.json")
         write_json_atomic(record, self.folder / "run.json")
         return (
             f"wrote records, figures and checkpoints to {os.path.relpath(self.folder, REPO_ROOT)}"

@@ -107,9 +107,11 @@ def training_summary(history: History) -> str:
     )
 
 
-def median_epoch_seconds(history: History) -> float:
-    """The median wall time of an epoch (with an even count, the mean of the middle two)."""
-    return statistics.median(e["seconds"] for e in history.epochs)
+def median_epoch_seconds(history: History) -> float | None:
+    """The median wall time of an epoch (with an even count, the mean of the middle two);
+    ``None`` before an epoch has finished."""
+    seconds = [e["seconds"] for e in history.epochs]
+    return statistics.median(seconds) if seconds else None
 
 
 def coverage_table(
