@@ -105,12 +105,15 @@ RESUMABLE_CHANGES = (
 
 #: every this many training steps, the step's loss and gradient norm go to ``History.steps``
 LOG_EVERY_STEPS = 10
+#: ... and every one of the first this many steps of a run (where a fast divergence shows)
+LOG_FIRST_STEPS = 50
 
 
 @dataclass
 class History:
-    """Per-epoch record of a run, and the loss and gradient norm of every
-    :data:`LOG_EVERY_STEPS`-th training step (where a run diverges shows there)."""
+    """Per-epoch record of a run, and the loss and gradient norm of each of the first
+    :data:`LOG_FIRST_STEPS` training steps and of every :data:`LOG_EVERY_STEPS`-th after
+    (where a run diverges shows there)."""
 
     epochs: list[dict[str, float]] = field(default_factory=list)
     steps: list[dict[str, float]] = field(default_factory=list)
@@ -417,7 +420,9 @@ class Trainer:
             loss, per_pixel = self._loss(values, valid, context)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            logged = (state.step + 1) % LOG_EVERY_STEPS == 0
+            logged = (epoch == 1 and state.step < LOG_FIRST_STEPS) or (
+                state.step + 1
+            ) % LOG_EVERY_STEPS == 0
             grad_norm = None
             if self.config.grad_clip is not None or logged:
                 max_norm = self.config.grad_clip or math.inf  # inf: measure, do not clip

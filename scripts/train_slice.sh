@@ -19,9 +19,13 @@ PYTHONUNBUFFERED=1 .venv/bin/papermill notebooks/train.ipynb "$out/train.ipynb" 
   -p time_limit_s "${SLICE_SECONDS:-3600}" -p checkpoint_every_s "${CHECKPOINT_S:-600}" "$@"
 .venv/bin/python - "$out" <<'PY'
 import json, sys
+run = json.load(open(f"{sys.argv[1]}/run.json"))
 history = json.load(open(f"{sys.argv[1]}/history.json"))["epochs"]
-last = history[-1]
-print(f"{sys.argv[1]}: {len(history)} epochs, last val loss {last['val_loss']:.2f}, "
-      f"best epoch {min(history, key=lambda e: e['val_loss'])['epoch']}, "
-      f"{last['seconds']:.0f} s/epoch")
+if run["diverged"]:
+    print(f"{sys.argv[1]}: {run['diverged']}")
+if history:
+    last = history[-1]
+    print(f"{sys.argv[1]}: {len(history)} epochs, last val loss {last['val_loss']:.2f}, "
+          f"best epoch {min(history, key=lambda e: e['val_loss'])['epoch']}, "
+          f"{last['seconds']:.0f} s/epoch")
 PY

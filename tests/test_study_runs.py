@@ -64,7 +64,16 @@ def test_a_diverging_run_stops_with_its_step_log(tmp_path) -> None:
     assert not (tmp_path / "metrics.json").exists()
 
 
-def test_a_run_without_a_model_that_did_not_diverge_is_an_error(tmp_path) -> None:
-    run = tiny_gp_run(tmp_path)
-    with pytest.raises(FileNotFoundError, match="no best.pt: no epoch finished; the step"):
+def test_a_run_stopped_before_its_first_epoch_ended_has_nothing_to_score(tmp_path) -> None:
+    run = tiny_gp_run(tmp_path, time_limit_s=1e-9)  # stops after one step
+    history = run.fit()
+    assert not history.epochs and not run.diverged and (tmp_path / "last.pt").is_file()
+    assert run.predict_test(progress=False) is None
+
+
+def test_a_trained_run_without_its_best_checkpoint_is_an_error(tmp_path) -> None:
+    run = tiny_gp_run(tmp_path, epochs=1)
+    run.fit()
+    (tmp_path / "best.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="best.pt is missing"):
         run.predict_test(progress=False)

@@ -56,6 +56,7 @@ def test_run_killed_at_every_step_ends_like_an_uninterrupted_one(
     tiny_gp, tmp_path, monkeypatch
 ) -> None:
     monkeypatch.setattr(training, "LOG_EVERY_STEPS", 2)
+    monkeypatch.setattr(training, "LOG_FIRST_STEPS", 1)
     config = TrainConfig(**EAGER, epochs=2, batch_size=48, optimizer="adam", device="cpu")
     straight = build_model(1, seed=2, **SMALL)
     expected = Trainer(straight, tiny_gp, config, tmp_path / "straight").fit(progress=False)
@@ -67,8 +68,9 @@ def test_run_killed_at_every_step_ends_like_an_uninterrupted_one(
         )
     assert len(history.epochs) == 2
     assert history.epochs[-1]["val_loss"] == expected.epochs[-1]["val_loss"]
-    # the step log (steps 2 of each epoch) survives the kills, each step once
-    assert [(s["epoch"], s["step"]) for s in history.steps] == [(1, 2), (2, 2)]
+    # the step log (the run's first step, then step 2 of each epoch) survives the kills,
+    # each step once
+    assert [(s["epoch"], s["step"]) for s in history.steps] == [(1, 1), (1, 2), (2, 2)]
     assert history.steps == expected.steps and all(s["grad_norm"] > 0 for s in history.steps)
     for a, b in zip(straight.state_dict().values(), model.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)

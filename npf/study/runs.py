@@ -176,18 +176,22 @@ class TrainingRun:
 
     def predict_test(self, progress: bool = True) -> xr.Dataset | None:
         """Every method on the scored test images, ConvCNP from ``best.pt``; ``None``
-        (saying why) when training diverged before an epoch finished: no model to score."""
+        (saying why) when no epoch has finished (training diverged in its first, or the
+        time limit came first): no model to score yet."""
         p = self.parameters
         best = self.folder / "best.pt"
         if not best.is_file():
+            if self.trainer.history.epochs:
+                raise FileNotFoundError(f"{best.name} is missing from the run folder")
             reason = (
-                f"no {best.name}: no epoch finished"
-                + (f" before training diverged ({self.diverged})" if self.diverged else "")
-                + "; the step log (step_log.png) shows how far it got"
+                f" before training diverged ({self.diverged})"
+                if self.diverged
+                else " before the time limit (resume the run to go on)"
             )
-            if not self.diverged:
-                raise FileNotFoundError(reason)
-            print(f"nothing to predict with: {reason}")
+            print(
+                f"nothing to predict with: no epoch finished{reason}; the step log "
+                "(step_log.png) shows how far it got"
+            )
             return None
         convcnp = ConvCNP.load(best, device=str(self.trainer.device))
         indices = test_subset(len(self.test), p["n_test_images"], p["seed"])
