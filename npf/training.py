@@ -7,8 +7,8 @@ lowest validation loss kept.
 
 Every epoch writes ``last.pt`` (everything needed to resume: weights,
 optimiser, scheduler, random state, history) and ``history.json`` atomically;
-an improved validation loss also writes ``best.pt``. ``last.pt`` is also
-written in the middle of an epoch every ``checkpoint_every_s`` seconds and when
+an improved validation loss also writes ``best.pt``. ``last.pt`` (with
+``history.json``) is also written in the middle of an epoch every ``checkpoint_every_s`` seconds and when
 ``time_limit_s`` runs out, so a killed run loses at most that much work. A run
 started again with ``resume=True`` continues at the step where ``last.pt`` was
 written and ends with the same weights as an uninterrupted run: each epoch's
@@ -460,6 +460,7 @@ class Trainer:
                 out_of_time or now - last_save >= self.config.checkpoint_every_s
             ):
                 _save_atomic(self._checkpoint(epoch - 1, state), self.out_dir / "last.pt")
+                write_json_atomic(self.history.to_json(), self.out_dir / "history.json")
                 last_save = time.perf_counter()
                 if out_of_time:
                     return False
