@@ -8,12 +8,13 @@ lowest validation loss kept.
 Every epoch writes ``last.pt`` (everything needed to resume: weights,
 optimiser, scheduler, random state, history) and ``history.json`` atomically;
 an improved validation loss also writes ``best.pt``. ``last.pt`` (with
-``history.json``) is also written in the middle of an epoch every ``checkpoint_every_s`` seconds and when
-``time_limit_s`` runs out, so a killed run loses at most that much work. A run
-started again with ``resume=True`` continues at the step where ``last.pt`` was
-written and ends with the same weights as an uninterrupted run: each epoch's
-shuffling and context masks come from a generator seeded by ``(seed, epoch)``
-whose state is saved with the checkpoint.
+``history.json``) is also written in the middle of an epoch every
+``checkpoint_every_s`` seconds and when ``time_limit_s`` runs out, so a killed
+run loses at most that much work. A run started again with ``resume=True``
+continues at the step where ``last.pt`` was written and ends with the same
+weights as an uninterrupted run: each epoch's shuffling and context masks come
+from a generator seeded by ``(seed, epoch)`` whose state is saved with the
+checkpoint.
 
 The defaults are the fastest settings measured on the project's 2-core CPU
 (``benchmarks/train_speed.py``), each switchable: bf16 autocast with fp32
