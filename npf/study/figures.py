@@ -79,8 +79,9 @@ def plot_training_curves(history: History, title: str = "") -> Figure:
 
 
 def plot_step_log(history: History, steps_per_epoch: int, title: str = "") -> Figure:
-    """Loss and gradient norm of the logged training steps (every tenth), against the step:
-    where a run spikes or diverges. A non-finite loss is marked at the top of its panel."""
+    """Loss and gradient norm of the logged training steps, against the step: where a run
+    spikes or diverges. The loss axis is linear unless spikes exceed 20 times the median
+    absolute loss (then symlog). A non-finite loss is marked by a vertical line."""
     logged = history.steps
     colour = method_colour("convcnp")
     fig, (loss_ax, norm_ax) = plt.subplots(
@@ -92,12 +93,14 @@ def plot_step_log(history: History, steps_per_epoch: int, title: str = "") -> Fi
     finite = np.isfinite(loss)
     loss_ax.plot(step[finite], loss[finite], ".-", ms=3, lw=0.6, color=colour)
     typical = float(np.median(np.abs(loss[finite]))) if finite.any() else 1.0
-    loss_ax.set_yscale("symlog", linthresh=max(1.0, typical))
+    largest = float(np.abs(loss[finite]).max()) if finite.any() else 1.0
+    if largest > 20 * typical:  # spikes orders of magnitude above the rest: symlog shows both
+        loss_ax.set_yscale("symlog", linthresh=max(1.0, typical))
     for bad in step[~finite]:
         loss_ax.axvline(bad, color="crimson", lw=1.5, label="non-finite loss")
     norm_ax.plot(step, norm, ".-", ms=3, lw=0.6, color=colour)
     norm_ax.set_yscale("log")
-    loss_ax.set_title(title or "training loss of every tenth step", fontsize=FONT)
+    loss_ax.set_title(title or "training loss of the logged steps", fontsize=FONT)
     loss_ax.set_ylabel("loss (summed NLL)", fontsize=SMALL)
     norm_ax.set_ylabel("gradient norm", fontsize=SMALL)
     norm_ax.set_xlabel(f"training step ({steps_per_epoch} per epoch)", fontsize=SMALL)

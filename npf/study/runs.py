@@ -131,7 +131,7 @@ class TrainingRun:
             return self.trainer.history
 
     def step_log(self) -> Figure:
-        """Loss and gradient norm of every tenth training step, saved as ``step_log.png``."""
+        """Loss and gradient norm of the logged training steps, saved as ``step_log.png``."""
         fig = figures.plot_step_log(self.trainer.history, self.trainer.n_batches)
         return _save(fig, self.folder / "step_log.png")
 
