@@ -207,15 +207,15 @@ def set_convolution(
 def _box(ax: Axes, xy: tuple[float, float], text: str, colour: str) -> None:
     ax.add_patch(
         FancyBboxPatch(
-            (xy[0] - 0.08, xy[1] - 0.17),
+            (xy[0] - 0.08, xy[1] - 0.24),
             0.16,
-            0.34,
+            0.48,
             boxstyle="round,pad=0.01",
             facecolor=colour,
             edgecolor="0.3",
         )
     )
-    ax.text(xy[0], xy[1], text, ha="center", va="center", fontsize=8.5)
+    ax.text(xy[0], xy[1], text, ha="center", va="center", fontsize=11.1)
 
 
 def _arrow(ax: Axes, start: tuple[float, float], end: tuple[float, float]) -> None:
@@ -234,14 +234,14 @@ def draw_convcnp_pipeline() -> None:
     signal, density = set_convolution(field, mask, kernel)
     context = np.where(mask, field, np.nan)
 
-    fig = plt.figure(figsize=(11, 4.8))
+    fig = plt.figure(figsize=(11, 5.6))
     grid = fig.add_gridspec(
         2,
         4,
-        height_ratios=[1.3, 0.75],
+        height_ratios=[1.3, 0.95],
         left=0.03,
         right=0.97,
-        top=0.88,
+        top=0.84,
         bottom=0.0,
         wspace=0.35,
         hspace=0.12,
@@ -258,21 +258,21 @@ def draw_convcnp_pipeline() -> None:
         vmin, vmax = (None, None) if cmap == "magma" else limits
         ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax)
         ax.set_facecolor("0.85")
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=11.7)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.text(
         0.5,
-        0.955,
-        "Set convolution (illustrated with a fixed Gaussian 11×11 kernel; "
-        "the model learns a positive 11×11 kernel per channel)",
+        0.93,
+        "Set convolution, illustrated with a fixed Gaussian 11×11 kernel\n"
+        "(the model learns a positive 11×11 kernel per channel)",
         ha="center",
-        fontsize=10,
+        fontsize=13,
     )
 
     ax = fig.add_subplot(grid[1, :])
     ax.set_xlim(-0.02, 1.02)
-    ax.set_ylim(-0.55, 0.3)
+    ax.set_ylim(-0.62, 0.3)
     ax.axis("off")
     steps = [
         ("[signal, density]\n2C channels", "0.92"),
@@ -288,11 +288,11 @@ def draw_convcnp_pipeline() -> None:
         _arrow(ax, (left + 0.085, 0.0), (right - 0.085, 0.0))
     ax.text(
         0.5,
-        -0.45,
+        -0.52,
         "encoder: set convolution + CNN (translation equivariant)  →  "
         "decoder: the same MLP at every pixel",
         ha="center",
-        fontsize=9,
+        fontsize=11.7,
         style="italic",
     )
     fig.savefig(OUT / "convcnp_pipeline.png", dpi=DPI)
@@ -345,8 +345,8 @@ def draw_cnp_diagram() -> None:
         _link(ax, (0.125, y), (0.195, y))
         _link(ax, (0.285, y), (0.35, y))
         _link(ax, (0.41, y), (0.5, 0.55))
-    ax.text(0.07, 0.43, "⋮", ha="center", va="center", fontsize=14)
-    ax.text(0.38, 0.43, "⋮", ha="center", va="center", fontsize=14)
+    ax.text(0.07, 0.43, "⋮", ha="center", va="center", fontsize=18.2)
+    ax.text(0.38, 0.43, "⋮", ha="center", va="center", fontsize=18.2)
     _node(ax, (0.55, 0.55), "$a$\nmean", aggregate, size=(0.09, 0.16))
     _node(ax, (0.69, 0.55), "$r$", "0.95", size=(0.05, 0.1))
     _link(ax, (0.6, 0.55), (0.665, 0.55))
@@ -356,10 +356,10 @@ def draw_cnp_diagram() -> None:
     _link(ax, (0.74, 0.2), (0.8, 0.47))
     _node(ax, (0.94, 0.55), "$\\mu(x)$\n$\\sigma(x)$", "#fce5cd", size=(0.09, 0.16))
     _link(ax, (0.86, 0.55), (0.895, 0.55))
-    ax.text(0.07, 0.96, "context set $\\mathcal{C}$", ha="center", fontsize=9)
-    ax.text(0.24, 0.96, "encoder (shared)", ha="center", fontsize=9)
-    ax.text(0.55, 0.96, "aggregator (symmetric)", ha="center", fontsize=9)
-    ax.text(0.87, 0.96, "decoder, at every target", ha="center", fontsize=9)
+    ax.text(0.07, 0.96, "context set $\\mathcal{C}$", ha="center", fontsize=11.7)
+    ax.text(0.24, 0.96, "encoder (shared)", ha="center", fontsize=11.7)
+    ax.text(0.55, 0.96, "aggregator (symmetric)", ha="center", fontsize=11.7)
+    ax.text(0.87, 0.96, "decoder, at every target", ha="center", fontsize=11.7)
     ax.text(
         0.5,
         0.03,
@@ -367,7 +367,7 @@ def draw_cnp_diagram() -> None:
         "$p(y \\mid x, \\mathcal{C}) = \\mathcal{N}(\\mu(x), \\sigma^2(x))$, "
         "independently at each target",
         ha="center",
-        fontsize=9,
+        fontsize=11.7,
     )
     fig.tight_layout()
     fig.savefig(OUT / "cnp_diagram.png", dpi=DPI)
@@ -388,14 +388,14 @@ def draw_np_family() -> None:
         "set convolution + CNN\n(translation equivariant)",
     ]
     for x, header in zip(columns, headers, strict=True):
-        ax.text(x, 0.93, header, ha="center", va="center", fontsize=9)
+        ax.text(x, 0.93, header, ha="center", va="center", fontsize=11.7)
     ax.text(
         0.06,
         rows["conditional"],
         "conditional\n(factorised\nGaussian)",
         ha="center",
         va="center",
-        fontsize=9,
+        fontsize=11.7,
     )
     ax.text(
         0.06,
@@ -403,7 +403,7 @@ def draw_np_family() -> None:
         "latent\n(global $z$:\ncoherent\nsamples)",
         ha="center",
         va="center",
-        fontsize=9,
+        fontsize=11.7,
     )
     conditional, latent, chosen = "#cfe2f3", "#ead1dc", "#f9cb9c"
     boxes = {
@@ -426,14 +426,16 @@ def draw_np_family() -> None:
         _link(ax, (columns[1] + 0.1, row), (columns[2] - 0.1, row))
     for x in columns:
         _link(ax, (x, rows["conditional"] - 0.105), (x, rows["latent"] + 0.105))
-    ax.text(columns[0] + 0.012, 0.41, "add a latent $z$", fontsize=8, style="italic", color="0.25")
+    ax.text(
+        columns[0] + 0.012, 0.41, "add a latent $z$", fontsize=10.4, style="italic", color="0.25"
+    )
     ax.text(
         0.58,
         0.02,
         "Bold: the two base classes (CNP, LNP) and the model of this study. "
         "After the Neural Process Family (Dubois et al. 2020).",
         ha="center",
-        fontsize=8.5,
+        fontsize=11.1,
     )
     fig.tight_layout()
     fig.savefig(OUT / "np_family.png", dpi=DPI)
