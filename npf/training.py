@@ -337,6 +337,11 @@ class Trainer:
             }
         return checkpoint
 
+    def _save_last(self, checkpoint: dict[str, Any]) -> None:
+        """``last.pt`` and, beside it, the same history as ``history.json``."""
+        _save_atomic(checkpoint, self.out_dir / "last.pt")
+        write_json_atomic(self.history.to_json(), self.out_dir / "history.json")
+
     def _check_identity(self, path: Path, saved: dict[str, Any] | None) -> None:
         if saved is None:
             raise ValueError(
@@ -460,8 +465,7 @@ class Trainer:
             if state.step < self.n_batches and (
                 out_of_time or now - last_save >= self.config.checkpoint_every_s
             ):
-                _save_atomic(self._checkpoint(epoch - 1, state), self.out_dir / "last.pt")
-                write_json_atomic(self.history.to_json(), self.out_dir / "history.json")
+                self._save_last(self._checkpoint(epoch - 1, state))
                 last_save = time.perf_counter()
                 if out_of_time:
                     return False
@@ -570,8 +574,7 @@ class Trainer:
             if val_loss < best:
                 best = val_loss
                 _save_atomic({**checkpoint, "optimizer_state": None}, self.out_dir / "best.pt")
-            _save_atomic(checkpoint, self.out_dir / "last.pt")
-            write_json_atomic(self.history.to_json(), self.out_dir / "history.json")
+            self._save_last(checkpoint)
             if time.perf_counter() >= deadline:
                 break
         bar.close()

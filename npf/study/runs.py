@@ -230,7 +230,7 @@ class TrainingRun:
 
     def write_record(self, results: Summary | None) -> str:
         """``run.json`` in the run folder, and ``metrics.json`` when there are scores
-        (``None``: a run that diverged before its first epoch ended)."""
+        (``None``: no epoch ended, the run diverged or ran out of time in its first)."""
         history = self.trainer.history
         record = {
             "dataset": self.parameters["dataset"],

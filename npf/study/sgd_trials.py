@@ -28,9 +28,6 @@ class SgdTrial:
     steps: list[dict[str, float | None]]
     epochs_trained: int
     diverged: str | None
-    wall_time_s: float
-    batch_size: int
-    lr: float
 
     @classmethod
     def load(cls, folder: Path) -> SgdTrial:
@@ -45,9 +42,6 @@ class SgdTrial:
             steps=history["steps"],
             epochs_trained=record["epochs_trained"],
             diverged=record["diverged"],
-            wall_time_s=record["wall_time_s"],
-            batch_size=parameters["batch_size"],
-            lr=parameters["lr"],
         )
 
     @property
