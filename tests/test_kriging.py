@@ -12,7 +12,9 @@ from npf.kriging import (
     VariogramFit,
     empirical_variogram,
     fit_variogram,
+    leave_one_out_errors,
     ordinary_kriging,
+    select_variogram,
     simple_kriging,
 )
 from npf.metrics import rmse
@@ -116,3 +118,51 @@ def test_degenerate_contexts() -> None:
         ordinary_kriging(constant, one)
     with pytest.raises(ValueError, match="unknown variogram models"):
         fit_variogram(empirical_variogram(grid_points(8, 8), np.arange(64.0)), ("cubic",))
+
+
+def test_leave_one_out_errors_match_kriging_without_the_point() -> None:
+    rng = np.random.default_rng(0)
+    observed = rng.uniform(0, 20, size=(25, 2))
+    z = np.sin(observed[:, 0] / 4) + 0.1 * rng.normal(size=25)
+    fit = VariogramFit("exponential", 1.0, 8.0, 0.01)
+    errors = leave_one_out_errors(observed, z, fit)
+    for i in (0, 7, 24):
+        others = np.arange(25) != i
+        kriging = OrdinaryKriging(
+            observed[others, 1],
+            observed[others, 0],
+            z[others],
+            variogram_model=fit.model,
+            variogram_parameters=fit.parameters,
+        )
+        mean, _ = kriging.execute("points", observed[i : i + 1, 1], observed[i : i + 1, 0])
+        assert errors[i] == pytest.approx(z[i] - float(mean[0]), rel=1e-6, abs=1e-9)
+
+
+def rough_surface_with_trend(seed: int, size: int = 48) -> np.ndarray:
+    """Terrain-like: a Brownian sheet (rough at short lags, no sill) on a plane."""
+    rng = np.random.default_rng(seed)
+    sheet = np.cumsum(np.cumsum(rng.normal(size=(size, size)), 0), 1) / 10
+    return sheet + 0.8 * np.arange(size)[:, None]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_selection_by_cross_validation_beats_the_fit_to_the_lags_on_rough_terrain(
+    seed: int,
+) -> None:
+    """The lags alone favour a Gaussian fit with a large nugget that smooths the surface
+    (as on DEM tiles); leave-one-out selection keeps a model that kriges well."""
+    surface = rough_surface_with_trend(seed)
+    context = np.random.default_rng(seed).random(surface.shape) < 0.15
+    observed, z = grid_points(*surface.shape)[context.ravel()], surface[context]
+    by_lags = fit_variogram(empirical_variogram(observed, z))
+    chosen = select_variogram(observed, z)
+    assert by_lags.model == "gaussian" and chosen.model != "gaussian"
+    errors = {
+        name: rmse(ordinary_kriging(surface, context, fit)[0], surface, ~context)
+        for name, fit in (("lags", by_lags), ("chosen", chosen))
+    }
+    assert errors["chosen"] < 0.75 * errors["lags"]
+    # and ordinary_kriging chooses that way by default
+    _, _, fit = ordinary_kriging(surface, context)
+    assert fit == chosen
