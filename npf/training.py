@@ -505,7 +505,9 @@ class Trainer:
             targets = (valid & ~context).expand_as(y)
             nll, _ = gaussian_nll(mean, std, y, targets)
             heldout_nll += nll.item() * len(values)  # summed over the batch's targets
-            squared_error += torch.where(targets, y - mean, 0.0).square().sum().item()
+            # in float64: a diverging model's means of 1e32 square past float32's range
+            error = torch.where(targets, y - mean, 0.0).double()
+            squared_error += error.square().sum().item()
             heldout += targets.sum().item()
         scale = self.scaling.scale
         return {

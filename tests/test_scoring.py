@@ -43,6 +43,22 @@ def test_perfect_predictor_scores_exactly(fields) -> None:
     )
 
 
+def test_a_diverged_model_gets_huge_finite_scores_not_missing_ones(fields) -> None:
+    """A model whose means and stds reached 1e32 (the report's SGD on FashionMNIST):
+    squared errors overflow float32, yet its RMSE is a number and stays in the summary."""
+    predictions = predict([Interpolation("nearest")], fields, fraction=0.25, progress=False)
+    predictions["probabilistic"][:] = True
+    predictions["mean"][:] = -1e32
+    predictions["std"][:] = 5e31
+    scores = score_images(predictions)
+    assert np.isfinite(scores.sel(metric=["rmse", "mae", "nll", "mean_std"])).all()
+    summary = summarise_scores(scores)["nearest"]
+    assert summary["rmse"]["mean"] == pytest.approx(1e32, rel=1e-3)
+    # z = 1e32 / 5e31 = 2 at every pixel (the truth is negligible beside 1e32)
+    expected_nll = 0.5 * 2**2 + math.log(5e31) + 0.5 * math.log(2 * math.pi)
+    assert summary["nll"]["mean"] == pytest.approx(expected_nll, rel=1e-6)
+
+
 def test_worst_images_rank_by_metric(fields) -> None:
     scores = score_images(predict(PAIR, fields, fraction=0.125, progress=False))
     worst = worst_images(scores, "cubic", k=3)
