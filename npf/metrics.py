@@ -16,26 +16,33 @@ HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
 
 
+def _at(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The masked pixels in float64: a diverged model's means of 1e32 square past
+    float32's range, and its sums overflow there too."""
+    return np.asarray(values[mask], dtype=np.float64)
+
+
 def rmse(mean: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
     """Root-mean-square error."""
-    return float(np.sqrt(np.mean((mean[mask] - truth[mask]) ** 2)))
+    return float(np.sqrt(np.mean((_at(mean, mask) - _at(truth, mask)) ** 2)))
 
 
 def mae(mean: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
     """Mean absolute error."""
-    return float(np.mean(np.abs(mean[mask] - truth[mask])))
+    return float(np.mean(np.abs(_at(mean, mask) - _at(truth, mask))))
 
 
 def nll(mean: np.ndarray, std: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
     """Gaussian negative log-likelihood per pixel (nats)."""
-    z = (truth[mask] - mean[mask]) / std[mask]
-    return float(np.mean(0.5 * z**2 + np.log(std[mask]) + HALF_LOG_2PI))
+    s = _at(std, mask)
+    z = (_at(truth, mask) - _at(mean, mask)) / s
+    return float(np.mean(0.5 * z**2 + np.log(s) + HALF_LOG_2PI))
 
 
 def crps(mean: np.ndarray, std: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
     """Continuous ranked probability score of a Gaussian, closed form (Gneiting 2005)."""
-    s = std[mask]
-    z = (truth[mask] - mean[mask]) / s
+    s = _at(std, mask)
+    z = (_at(truth, mask) - _at(mean, mask)) / s
     return float(np.mean(s * (z * (2 * norm.cdf(z) - 1) + 2 * norm.pdf(z) - INV_SQRT_PI)))
 
 
@@ -43,8 +50,8 @@ def coverage(
     mean: np.ndarray, std: np.ndarray, truth: np.ndarray, mask: np.ndarray, level: float = 0.95
 ) -> float:
     """Share of pixels inside the central ``level`` interval of the Gaussian."""
-    half_width = norm.ppf(0.5 + level / 2) * std[mask]
-    return float(np.mean(np.abs(truth[mask] - mean[mask]) <= half_width))
+    half_width = norm.ppf(0.5 + level / 2) * _at(std, mask)
+    return float(np.mean(np.abs(_at(truth, mask) - _at(mean, mask)) <= half_width))
 
 
 def score(
@@ -57,7 +64,7 @@ def score(
             "nll": nll(mean, std, truth, mask),
             "crps": crps(mean, std, truth, mask),
             "coverage95": coverage(mean, std, truth, mask, 0.95),
-            "mean_std": float(np.mean(std[mask])),
+            "mean_std": float(np.mean(_at(std, mask))),
         }
     return result
 

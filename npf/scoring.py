@@ -55,8 +55,7 @@ def image_scores(
 def score_images(predictions: xr.Dataset) -> xr.DataArray:
     """Per-image scores (predictor, image, metric); NaN where a metric does not apply
     or an image has no held-out pixel. Raises ``ValueError`` when no image has one."""
-    # float64: a diverged model's means of 1e32 square past float32's range
-    truth = predictions["truth"].values.astype(np.float64)
+    truth = predictions["truth"].values
     mask = held_out_mask(predictions)
     if not mask.any():
         raise ValueError(
@@ -67,8 +66,8 @@ def score_images(predictions: xr.Dataset) -> xr.DataArray:
     probabilistic = probabilistic_predictors(predictions)
     table = np.full((len(predictors), len(truth), len(METRICS)), np.nan)
     for p, predictor in enumerate(predictors):
-        mean = predictions["mean"].sel(predictor=predictor).values.astype(np.float64)
-        std = predictions["std"].sel(predictor=predictor).values.astype(np.float64)
+        mean = predictions["mean"].sel(predictor=predictor).values
+        std = predictions["std"].sel(predictor=predictor).values
         for i in range(len(truth)):
             if mask[i].any():
                 spread = std[i] if predictor in probabilistic else None
@@ -130,8 +129,7 @@ def calibration_curves(predictions: xr.Dataset) -> tuple[xr.DataArray, xr.DataAr
 
     Pools every held-out pixel of every image; only probabilistic predictors.
     """
-    # float64: a diverged model's means of 1e32 square past float32's range
-    truth = predictions["truth"].values.astype(np.float64)
+    truth = predictions["truth"].values
     mask = held_out_mask(predictions)
     predictors = probabilistic_predictors(predictions)
     reliability, density = [], []
