@@ -5,6 +5,8 @@ Run by hand, never from the test suite::
     .venv/bin/python benchmarks/void_filling.py --checkpoint runs/tfasr/best.pt
     .venv/bin/python benchmarks/void_filling.py --checkpoint runs/tfasr/best.pt \\
         --scenes Mandakini --window 256 --seeds 0 --out /tmp/void-filling.json
+    .venv/bin/python benchmarks/void_filling.py \\
+        --checkpoint base=npf/checkpoints/dem.pt voids=runs/tfasr-voids/best.pt
 
 Each scene (default: the study's test scenes, ``test_scenes`` in
 ``data/tfasr/tiling.json``, read from ``--dem-dir``, by default ``data/dem``) gives one
@@ -20,14 +22,14 @@ crop (valid or not). The table pools all scenes and seeds of a share
 (:func:`npf.voids.pool`); the JSON also holds every run.
 
 Methods: ``convcnp`` (:func:`npf.voids.fill_convcnp`, the checkpoint loaded once,
-outside the timing), ``gdal`` (:func:`rasterio.fill.fillnodata`), ``cubic``
-(Clough-Tocher from a 3-px band around each void) and ``kriging`` (ordinary
-kriging from 4 px around each void; one spherical or exponential variogram per run,
-fitted to the pixel pairs around each void). Pixels count as square, also in
-geographic CRSs; the JSON records each crop's ground resolution. Every method runs
-on ``--threads`` threads (default 1, as in ``prediction_cost.py``, whose
-``pin_threads`` restarts the script with the thread variables set), after one
-untimed warm-up run.
+outside the timing; several ``LABEL=PATH`` checkpoints give one ``convcnp-LABEL``
+each), ``gdal`` (:func:`rasterio.fill.fillnodata`), ``cubic`` (Clough-Tocher from a
+3-px band around each void) and ``kriging`` (ordinary kriging from 4 px around each
+void; one spherical or exponential variogram per run, fitted to the pixel pairs
+around each void). Pixels count as square, also in geographic CRSs; the JSON records
+each crop's ground resolution. Every method runs on ``--threads`` threads (default 1,
+as in ``prediction_cost.py``, whose ``pin_threads`` restarts the script with the
+thread variables set), after one untimed warm-up run.
 
 Writes ``benchmarks/results/void-filling-<date>.json`` unless ``--out`` says otherwise.
 """
@@ -40,7 +42,7 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -119,33 +121,34 @@ def read_crop(path: Path, side: int) -> tuple[np.ndarray, dict[str, Any]]:
 
 def build_methods(
     names: Sequence[str],
-    filler: Filler | None,
+    fillers: Mapping[str, Filler],
     window: int,
     cubic_bands: Sequence[int] = (3,),
     kriging_margins: Sequence[int] = (8,),
     centrings: Sequence[str] = ("local",),
 ) -> dict[str, Method]:
-    """The methods by name; several cubic bands, kriging margins or ConvCNP centrings give
-    one method each, named ``cubic-<band>px`` / ``kriging-<margin>px`` (to tune them on
-    training scenes) / ``convcnp-<centring>``."""
+    """The methods by name; several cubic bands, kriging margins, ConvCNP checkpoints or
+    centrings give one method each, named ``cubic-<band>px`` / ``kriging-<margin>px`` (to
+    tune them on training scenes) / ``convcnp[-<label>][-<centring>]``, where ``fillers``
+    maps a checkpoint's label ("" when unlabelled) to its Filler."""
 
     def variants(name: str, sizes: Sequence[int], fill: Callable) -> dict[str, Method]:
         if len(sizes) == 1:
             return {name: partial(fill, **{keyword[name]: sizes[0]})}
         return {f"{name}-{size}px": partial(fill, **{keyword[name]: size}) for size in sizes}
 
-    def convcnp(centring: str) -> Method:
+    def convcnp(filler: Filler, centring: str) -> Method:
         centred = replace(filler, centring=centring)
         return lambda values, where: fill_convcnp(values, centred, where, window)
 
     keyword = {"cubic": "band", "kriging": "margin"}
     methods: dict[str, Method] = {}
     for name in names:
-        if name == "convcnp" and filler is not None:
-            if len(centrings) == 1:
-                methods[name] = convcnp(centrings[0])
-            else:
-                methods |= {f"{name}-{centring}": convcnp(centring) for centring in centrings}
+        if name == "convcnp":
+            for tag, filler in fillers.items():
+                for centring in centrings:
+                    parts = [name, tag, centring if len(centrings) > 1 else ""]
+                    methods["-".join(p for p in parts if p)] = convcnp(filler, centring)
         elif name == "gdal":
             methods[name] = fill_gdal
         elif name == "cubic":
@@ -153,6 +156,32 @@ def build_methods(
         elif name == "kriging":
             methods |= variants(name, kriging_margins, fill_kriging)
     return methods
+
+
+def parse_checkpoints(entries: Sequence[str]) -> dict[str, Path]:
+    """``[LABEL=]PATH`` entries by label; one unlabelled entry gets the label ""."""
+    checkpoints = {}
+    for entry in entries:
+        tag, _, path = entry.rpartition("=")
+        if tag in checkpoints or (len(entries) > 1 and not tag):
+            raise SystemExit(f"error: checkpoints need distinct labels, LABEL=PATH: {entry}")
+        checkpoints[tag] = Path(path)
+    return checkpoints
+
+
+def checkpoint_record(path: Path, filler: Filler) -> dict[str, Any]:
+    """What the JSON keeps of a checkpoint."""
+    return {
+        "path": shown(path),
+        "dataset": filler.convcnp.dataset,
+        "epoch": filler.convcnp.checkpoint.get("epoch"),
+        "max_context": filler.convcnp.max_context,
+        "hole_tasks": filler.convcnp.checkpoint.get("train_config", {}).get("hole_tasks", 0.0),
+        "scaling": {
+            "scale": filler.scaling.scale,
+            "center_on_context": filler.scaling.center_on_context,
+        },
+    }
 
 
 def warm_up(methods: dict[str, Method]) -> None:
@@ -166,7 +195,10 @@ def warm_up(methods: dict[str, Method]) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="single-band ConvCNP"
+        "--checkpoint",
+        nargs="+",
+        default=[str(DEFAULT_CHECKPOINT)],
+        help="single-band ConvCNP(s), [LABEL=]PATH",
     )
     parser.add_argument("--dem-dir", type=Path, default=DEM_DIR, help="<scene>.tif GeoTIFFs")
     parser.add_argument("--scenes", nargs="+", default=None, help="default: tiling's test scenes")
@@ -194,13 +226,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     pin_threads(args.threads)
 
+    checkpoints = parse_checkpoints(args.checkpoint) if "convcnp" in args.methods else {}
     try:
-        filler = Filler.load(args.checkpoint, args.device) if "convcnp" in args.methods else None
+        fillers = {tag: Filler.load(path, args.device) for tag, path in checkpoints.items()}
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"error: {error}") from error
     methods = build_methods(
         args.methods,
-        filler,
+        fillers,
         args.convcnp_window,
         args.cubic_bands,
         args.kriging_margins,
@@ -276,17 +309,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "threads": args.threads,
                 "min_valid_share": MIN_VALID_SHARE,
             },
-            "checkpoint": None
-            if filler is None
-            else {
-                "path": shown(args.checkpoint),
-                "dataset": filler.convcnp.dataset,
-                "epoch": filler.convcnp.checkpoint.get("epoch"),
-                "max_context": filler.convcnp.max_context,
-                "scaling": {
-                    "scale": filler.scaling.scale,
-                    "center_on_context": filler.scaling.center_on_context,
-                },
+            "checkpoints": {
+                "-".join(p for p in ("convcnp", tag) if p): checkpoint_record(path, fillers[tag])
+                for tag, path in checkpoints.items()
             },
             "scenes": scenes,
             "pooled_by_share": pooled,

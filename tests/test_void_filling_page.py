@@ -70,4 +70,6 @@ def test_convcnp_centrings_are_named_and_coloured_apart() -> None:
     assert label("convcnp-local") == label("convcnp") == "ConvCNP"
     assert label("convcnp-window") == "ConvCNP, window-centred"
     assert colour("convcnp-local") == colour("convcnp") != colour("convcnp-window")
+    assert label("convcnp-voids") == "ConvCNP, void-tuned"
+    assert colour("convcnp-voids") == colour("convcnp") != colour("convcnp-base")
     assert len({colour(m) for m in ("gdal", "cubic", "kriging", "convcnp")}) == 4

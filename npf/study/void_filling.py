@@ -28,21 +28,29 @@ from npf.voids import METRICS, Fill, Voids
 LABELS = {"convcnp": "ConvCNP", "gdal": "GDAL fillnodata", "cubic": "cubic", "kriging": "kriging"}
 #: GDAL's fill has no entry in METHOD_COLOURS (it is not a study predictor)
 GDAL_COLOUR = "#8C564B"
-#: the benchmark's names for ConvCNP with each centring (``--centrings local window``)
-CENTRED = {"convcnp-local": "ConvCNP", "convcnp-window": "ConvCNP, window-centred"}
+#: the benchmark's names for ConvCNP variants: centrings (``--centrings local window``)
+#: and checkpoints (``--checkpoint base=... voids=...``)
+VARIANTS = {
+    "convcnp-local": "ConvCNP",
+    "convcnp-window": "ConvCNP, window-centred",
+    "convcnp-base": "ConvCNP, tile-trained",
+    "convcnp-voids": "ConvCNP, void-tuned",
+}
+#: the variants drawn in the study's ConvCNP colour; the others are grey
+MAIN_CONVCNP = ("convcnp", "convcnp-local", "convcnp-voids")
 
 
 def label(method: str) -> str:
     """How the page names a benchmark method."""
-    return LABELS.get(method) or CENTRED.get(method, method)
+    return LABELS.get(method) or VARIANTS.get(method, method)
 
 
 def colour(method: str) -> str:
-    """The study's colour of the method; the default ConvCNP's for local centring, grey
-    for window centring, brown for GDAL."""
+    """The study's colour of the method: ConvCNP's for the main ConvCNP variant (local
+    centring, void-tuned), grey for the others, brown for GDAL."""
     if method == "gdal":
         return GDAL_COLOUR
-    return method_colour("convcnp" if method == "convcnp-local" else method)
+    return method_colour("convcnp" if method in MAIN_CONVCNP else method)
 
 
 @dataclass(frozen=True)
