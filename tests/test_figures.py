@@ -216,6 +216,17 @@ def test_metric_sweep_is_a_two_by_two_grid_with_fixed_colours() -> None:
     ]
 
 
+def test_metric_sweep_writes_a_far_off_mean_at_the_edge_instead_of_scaling_to_it() -> None:
+    summary = sweep_summary()
+    summary[0.05]["kriging"]["nll"] = {"mean": 67.3, "ci95": 97.0}  # one image's NLL of 1e4
+    nll = plot_metric_sweep(summary, metrics=("nll",)).axes[0]
+    bottom, top = nll.get_ylim()
+    assert top < 2.0 and bottom > -1.0  # the others' means and CIs, not 67 +- 97
+    assert [t.get_text() for t in nll.texts] == ["kriging 67.3 ↑"]
+    rmse = plot_metric_sweep(summary, metrics=("rmse",)).axes[0]
+    assert not rmse.texts and rmse.get_ylim()[1] > 1.3  # nothing far off: matplotlib's limits
+
+
 def test_worst_images_have_colour_bars(gp_predictions) -> None:
     rows = error_rows(gp_predictions, ["convcnp", "nearest"])
     fig = plot_predictions(gp_predictions, [3, 1], rows)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
+from matplotlib.axes import Axes
 from matplotlib.colorbar import Colorbar
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
@@ -332,7 +333,9 @@ def plot_metric_sweep(
 
     Panels in a grid two wide; fractions above ``training_max_context`` (the
     largest context share ConvCNP was trained on) are shaded; each predictor has
-    its colour of :data:`METHOD_COLOURS`.
+    its colour of :data:`METHOD_COLOURS`. A mean far off the others' scale (one
+    image's NLL of hundreds of nats can put a whole method's mean there) is left
+    out of the axis range and written at the panel's edge instead.
     """
     fractions = sorted(summary)
     predictors = list(dict.fromkeys(p for f in fractions for p in summary[f]))
@@ -349,6 +352,7 @@ def plot_metric_sweep(
     for ax in axes.flat[len(metrics) :]:
         ax.remove()
     for ax, metric in zip(axes.flat, metrics, strict=False):
+        panel = []
         for predictor in predictors:
             points = [
                 (f, summary[f][predictor][metric])
@@ -357,6 +361,7 @@ def plot_metric_sweep(
             ]
             if not points:
                 continue
+            panel += [(f, s, predictor) for f, s in points]
             ax.errorbar(
                 [f for f, _ in points],
                 [s["mean"] for _, s in points],
@@ -367,6 +372,7 @@ def plot_metric_sweep(
                 color=method_colour(predictor),
                 label=predictor,
             )
+        _leave_out_far_points(ax, panel)
         if metric.startswith("coverage"):
             ax.axhline(int(metric.removeprefix("coverage")) / 100, color="0.4", ls=":", lw=1)
         if training_max_context is not None:
@@ -387,6 +393,41 @@ def plot_metric_sweep(
         handles.values(), handles, loc="outside lower center", ncols=len(handles), fontsize=SMALL
     )
     return fig
+
+
+def _leave_out_far_points(
+    ax: Axes, points: Sequence[tuple[float, dict[str, float], str]], reach: float = 5.0
+) -> None:
+    """Limit the y-axis to the points within ``reach`` interquartile ranges of the middle
+    half of the means (and their CIs), and write each point beyond it at the edge it
+    lies past, with its predictor and value."""
+    means = np.array([s["mean"] for _, s, _ in points], dtype=float)
+    finite = np.isfinite(means)
+    if finite.sum() < 4:
+        return
+    low, high = np.percentile(means[finite], [25, 75])
+    spread = max(high - low, 1e-12)
+    near = finite & (means >= low - reach * spread) & (means <= high + reach * spread)
+    if near.all():
+        return
+    kept = [s for (_, s, _), inside in zip(points, near, strict=True) if inside]
+    bottom = min(s["mean"] - s.get("ci95", 0.0) for s in kept)
+    top = max(s["mean"] + s.get("ci95", 0.0) for s in kept)
+    pad = 0.08 * (top - bottom or 1.0)
+    ax.set_ylim(bottom - pad, top + pad)
+    for (fraction, score, predictor), inside in zip(points, near, strict=True):
+        if inside:
+            continue
+        above = not score["mean"] < bottom
+        ax.annotate(
+            f"{predictor} {score['mean']:.3g} {'↑' if above else '↓'}",
+            xy=(fraction, 0.97 if above else 0.03),
+            xycoords=("data", "axes fraction"),
+            ha="left",
+            va="top" if above else "bottom",
+            fontsize=SMALL,
+            color=method_colour(predictor),
+        )
 
 
 def plot_reliability(reliability: xr.DataArray, title: str = "") -> Figure:
