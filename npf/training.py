@@ -41,6 +41,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from npf import REPO_ROOT
 from npf.acceleration import serve_cpu_tensors_from_heap
 from npf.data.base import GridDataset, Splits
 from npf.loss import gaussian_nll
@@ -386,7 +387,11 @@ class Trainer:
 
     def _warm_start(self, path: Path) -> None:
         """Start from the weights of another run's checkpoint (fine-tuning): same
-        architecture and value scaling, fresh optimizer and schedule."""
+        architecture and value scaling, fresh optimizer and schedule. A relative path that
+        is not found from the working directory is taken from the repository root (as the
+        study's notebooks give it), and is recorded as given, with no machine's paths."""
+        if not path.is_absolute() and not path.is_file():
+            path = REPO_ROOT / path
         if not path.is_file():
             raise FileNotFoundError(f"init_checkpoint {path} not found")
         checkpoint = torch.load(path, map_location=self.device, weights_only=False)

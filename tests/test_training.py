@@ -167,6 +167,21 @@ def test_fine_tuning_starts_from_another_runs_weights(tiny_gp, tmp_path) -> None
         Trainer(build_model(1, **SMALL), tiny_gp, missing, tmp_path / "missing").fit(progress=False)
 
 
+def test_a_relative_init_checkpoint_is_found_from_the_repository_and_kept_relative(
+    tiny_gp, tmp_path, monkeypatch
+) -> None:
+    config = TrainConfig(**EAGER, epochs=1, batch_size=64, device="cpu")
+    Trainer(build_model(1, seed=3, **SMALL), tiny_gp, config, tmp_path / "base").fit(progress=False)
+    monkeypatch.setattr("npf.training.REPO_ROOT", tmp_path)
+    monkeypatch.chdir(tmp_path / "base")  # where "base/best.pt" does not resolve
+    tuned_config = replace(config, init_checkpoint="base/best.pt")
+    Trainer(build_model(1, seed=4, **SMALL), tiny_gp, tuned_config, tmp_path / "tuned").fit(
+        progress=False
+    )
+    saved = torch.load(tmp_path / "tuned" / "best.pt", weights_only=False)
+    assert saved["train_config"]["init_checkpoint"] == "base/best.pt"  # no machine's path
+
+
 def test_checkpoints_from_before_a_new_setting_still_resume(tiny_gp, tmp_path) -> None:
     config = TrainConfig(**EAGER, epochs=2, batch_size=64, device="cpu")
     Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path).fit(progress=False, time_limit_s=0)

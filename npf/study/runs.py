@@ -98,8 +98,6 @@ class TrainingRun:
             kernel_size=p["kernel_size"],
         )
         config = TrainConfig(**{key: p[key] for key in TRAIN_CONFIG_KEYS})
-        if config.init_checkpoint:  # a relative path starts at the repository root
-            config.init_checkpoint = str(REPO_ROOT / config.init_checkpoint)
         data_settings = {key: p[key] for key in ("dataset_options", "val_fraction", "max_train")}
         trainer = Trainer(model, splits, config, folder, data_settings)
         environment = provenance.environment(trainer.device)
