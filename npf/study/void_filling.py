@@ -176,6 +176,11 @@ def plot_scores_by_size(pooled: xr.Dataset, units: str = "m") -> Figure:
     return fig
 
 
+def _stacked(method: str) -> str:
+    """The method's label with a variant on a line of its own, for narrow panels."""
+    return label(method).replace(", ", "\n")
+
+
 def plot_example_fill(truth: np.ndarray, voids: Voids, fills: Mapping[str, Fill]) -> Figure:
     """Top: the terrain, the terrain with its voids, and each std map; bottom: each
     method's absolute error inside the voids, on one colour scale (m)."""
@@ -199,7 +204,7 @@ def plot_example_fill(truth: np.ndarray, voids: Voids, fills: Mapping[str, Fill]
     for ax, method in zip(axes[0, 2:], stds, strict=False):
         std = np.where(inside, fills[method].std, np.nan)
         image = ax.imshow(std, cmap="viridis", vmin=0, vmax=std_max)
-        ax.set_title(f"{label(method)} std", fontsize=SMALL)
+        ax.set_title(f"{_stacked(method)}\nstd", fontsize=SMALL)
     if stds:
         fig.colorbar(image, ax=axes[0, 2:], shrink=0.8, label="std (m)")
     errors = {m: np.where(inside, np.abs(fills[m].mean - truth), np.nan) for m in methods}
@@ -207,7 +212,7 @@ def plot_example_fill(truth: np.ndarray, voids: Voids, fills: Mapping[str, Fill]
     for ax, method in zip(axes[1], methods, strict=False):
         image = ax.imshow(errors[method], cmap="magma", vmin=0, vmax=error_max)
         rmse = float(np.sqrt(np.nanmean(errors[method] ** 2)))
-        ax.set_title(f"{label(method)}\nRMSE {rmse:.1f} m", fontsize=SMALL)
+        ax.set_title(f"{_stacked(method)}\nRMSE {rmse:.1f} m", fontsize=SMALL)
     fig.colorbar(image, ax=axes[1, :], shrink=0.8, label="|error| in voids (m)")
     for ax in list(axes[0, 2 + len(stds) :]) + list(axes[1, len(methods) :]):
         ax.remove()
