@@ -147,8 +147,8 @@ def build_methods(
         if name == "convcnp":
             for tag, filler in fillers.items():
                 for centring in centrings:
-                    parts = [name, tag, centring if len(centrings) > 1 else ""]
-                    methods["-".join(p for p in parts if p)] = convcnp(filler, centring)
+                    shown_centring = centring if len(centrings) > 1 else ""
+                    methods[convcnp_name(tag, shown_centring)] = convcnp(filler, centring)
         elif name == "gdal":
             methods[name] = fill_gdal
         elif name == "cubic":
@@ -156,6 +156,11 @@ def build_methods(
         elif name == "kriging":
             methods |= variants(name, kriging_margins, fill_kriging)
     return methods
+
+
+def convcnp_name(tag: str, centring: str = "") -> str:
+    """``convcnp[-<tag>][-<centring>]``: a ConvCNP method's name, the empty parts left out."""
+    return "-".join(part for part in ("convcnp", tag, centring) if part)
 
 
 def parse_checkpoints(entries: Sequence[str]) -> dict[str, Path]:
@@ -310,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "min_valid_share": MIN_VALID_SHARE,
             },
             "checkpoints": {
-                "-".join(p for p in ("convcnp", tag) if p): checkpoint_record(path, fillers[tag])
+                convcnp_name(tag): checkpoint_record(path, fillers[tag])
                 for tag, path in checkpoints.items()
             },
             "scenes": scenes,
