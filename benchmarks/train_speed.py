@@ -78,6 +78,10 @@ VARIANTS = {
     "fast-graph": Variant("fast", cuda_graph=True),
     "fast-bf16-graph": Variant("fast", "bf16", cuda_graph=True),
     "fast-compile": Variant("fast", compile_mode="default"),
+    "fast-compile-heap": Variant("fast", compile_mode="default", cpu_heap=True),
+    "fast-compile-heap-per-image": Variant(
+        "fast", compile_mode="default", cpu_heap=True, cpu_kernel=False
+    ),
     "fast-bf16-compile": Variant("fast", "bf16", compile_mode="default"),
     "fast-bf16-compile-heap": Variant("fast", "bf16", compile_mode="default", cpu_heap=True),
     "fast-bf16-compile-heap-per-image": Variant(

@@ -18,7 +18,9 @@ checkpoint.
 
 The defaults are the fastest settings measured on the project's 2-core CPU
 (``benchmarks/train_speed.py``), each switchable: bf16 autocast with fp32
-weights and loss (``precision``), ``torch.compile`` of the model, which fuses
+weights and loss where the hardware multiplies bf16 natively (``precision="auto"``:
+CUDA, or a CPU with AVX-512 BF16 or AMX; elsewhere fp32, since emulated bf16 made a
+step several times slower on an AVX2-only EPYC), ``torch.compile`` of the model, which fuses
 batch norms, ReLUs and additions (``compile``; skipped where no C++ compiler is
 installed), and large CPU tensors served from glibc's heap (``cpu_heap``, see
 :func:`npf.acceleration.serve_cpu_tensors_from_heap`). Together they made a
@@ -42,7 +44,7 @@ import torch
 from tqdm.auto import tqdm
 
 from npf import REPO_ROOT
-from npf.acceleration import serve_cpu_tensors_from_heap
+from npf.acceleration import native_bf16, serve_cpu_tensors_from_heap
 from npf.data.base import GridDataset, Splits
 from npf.loss import gaussian_nll
 from npf.model import GridConvCNP
@@ -51,6 +53,8 @@ from npf.tasks import ContextSampler
 
 OPTIMIZERS = ("sgd", "adam")
 PRECISIONS = ("fp32", "bf16")
+#: ``precision`` values of a training run: ``"auto"`` picks one of :data:`PRECISIONS`
+TRAIN_PRECISIONS = ("auto", *PRECISIONS)
 
 
 @dataclass
@@ -69,7 +73,7 @@ class TrainConfig:
     init_checkpoint: str | None = None
     seed: int = 0
     device: str = "auto"
-    precision: str = "bf16"
+    precision: str = "auto"
     grad_clip: float | None = None
     compile: bool = True
     cpu_heap: bool = True
@@ -78,8 +82,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {OPTIMIZERS}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r}; valid: {PRECISIONS}")
+        if self.precision not in TRAIN_PRECISIONS:
+            raise ValueError(
+                f"unknown precision {self.precision!r}; valid: {', '.join(TRAIN_PRECISIONS)}"
+            )
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
         if not 0 < self.lr_decay <= 1:
@@ -135,6 +141,14 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` picks bf16 autocast where it multiplies natively (CUDA, or a CPU with
+    AVX-512 BF16 or AMX), else fp32."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cuda" or native_bf16() else "fp32"
 
 
 def build_model(y_channels: int, seed: int = 0, **model_kwargs: Any) -> GridConvCNP:
@@ -226,6 +240,7 @@ class Trainer:
         self.config = config
         self.device = resolve_device(config.device)
         self.model = model.to(self.device)
+        self.precision = resolve_precision(config.precision, self.device)
         self.splits = splits
         self.scaling = splits.train.scaling
         self.data_settings = dict(data_settings or {})
@@ -261,7 +276,7 @@ class Trainer:
         return {
             "device": str(self.device),
             "threads": torch.get_num_threads(),
-            "precision": self.config.precision,
+            "precision": self.precision,
             "compile": self.compiled,
             "cpu_heap": bool(self.cpu_heap),
             "checkpoint_every_s": self.config.checkpoint_every_s,
@@ -284,7 +299,7 @@ class Trainer:
         autocast = torch.autocast(
             self.device.type,
             dtype=torch.bfloat16,
-            enabled=self.config.precision == "bf16",
+            enabled=self.precision == "bf16",
             cache_enabled=False,  # required under CUDA graphs, harmless elsewhere
         )
         with autocast:

@@ -204,6 +204,22 @@ def test_speed_settings_may_change_on_resume(tiny_gp, tmp_path) -> None:
     assert len(history.epochs) == 2
 
 
+def test_auto_precision_is_bf16_only_where_the_hardware_multiplies_it(
+    tiny_gp, tmp_path, monkeypatch
+) -> None:
+    """Emulated bf16 made an AVX2-only CPU's step several times slower than fp32."""
+    config = TrainConfig(compile=False, epochs=1, batch_size=64, device="cpu")
+    assert config.precision == "auto"
+    for native, expected in ((False, "fp32"), (True, "bf16")):
+        monkeypatch.setattr(training, "native_bf16", lambda native=native: native)
+        trainer = Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path / expected)
+        assert trainer.settings["precision"] == expected
+    assert training.resolve_precision("auto", torch.device("cuda")) == "bf16"
+    assert training.resolve_precision("fp32", torch.device("cuda")) == "fp32"
+    with pytest.raises(ValueError, match="valid: auto, fp32, bf16"):
+        TrainConfig(precision="fp16")
+
+
 def test_truncated_checkpoint_is_named(tiny_gp, tmp_path) -> None:
     config = TrainConfig(**EAGER, epochs=1, batch_size=64, device="cpu")
     Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path).fit(progress=False)

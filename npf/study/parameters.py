@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from npf.data import DATASETS
-from npf.training import OPTIMIZERS, PRECISIONS
+from npf.training import OPTIMIZERS, TRAIN_PRECISIONS
 
 INJECTED_HEADER = "# Parameters"  # first line of the cell papermill injects
 
@@ -243,7 +243,7 @@ TRAIN_PARAMETERS = NotebookParameters(
         "kernel_size": odd(1),
         "seed": whole(0),
         "device": device(auto=True),
-        "precision": one_of(PRECISIONS),
+        "precision": one_of(TRAIN_PRECISIONS),
         "compile": flag(),
         "cpu_heap": flag(),
         "checkpoint_every_s": number(0),
