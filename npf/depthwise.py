@@ -6,12 +6,12 @@ so one place decides how it is computed. Two backends compute the same function:
 * ``"fast"`` (default): the custom operator ``npf::depthwise_conv2d`` with its
   own backward. On CUDA with Triton installed it runs the kernels of
   :mod:`npf.depthwise_triton` (on CPU too when ``TRITON_INTERPRET=1`` selects
-  Triton's interpreter, as the tests do); elsewhere (CPU) the forward is one
-  oneDNN call on channels-last tensors (outputs are channels-last), the input
-  gradient is the same convolution of the output gradient with the flipped
-  filter, and the weight gradient comes from a small C++ kernel
-  (``npf/csrc/depthwise_weight_grad.cpp``, compiled on first use; see
-  :func:`_cpu_weight_grad`). Channels-last keeps the pointwise (1 x 1)
+  Triton's interpreter, as the tests do); elsewhere (CPU) small C++ kernels
+  (``npf/csrc/depthwise_cpu.cpp``, compiled on first use) compute the forward
+  on channels-last tensors (outputs are channels-last; see :func:`_cpu_forward`)
+  and the weight gradient (:func:`_cpu_weight_grad`), and the input gradient is
+  the forward convolution of the output gradient with the flipped filter; oneDNN
+  takes over where a kernel does not apply. Channels-last keeps the pointwise (1 x 1)
   convolutions and batch norms that follow in the same layout, where oneDNN
   runs them about 3x (1 x 1) and 5x (batch norm) faster than on NCHW tensors at
   32 x 32. ``benchmarks/train_speed.py`` measures the variants.
@@ -48,9 +48,9 @@ TRITON_INTERPRETED = TRITON_AVAILABLE and os.environ.get("TRITON_INTERPRET") == 
 
 _backend = "fast"
 
-KERNEL_SOURCE = Path(__file__).parent / "csrc" / "depthwise_weight_grad.cpp"
-#: what the C++ kernel handles: channels in blocks of 16, these odd kernel sizes
-KERNEL_LANES = 16
+KERNEL_SOURCE = Path(__file__).parent / "csrc" / "depthwise_cpu.cpp"
+#: the kernel sizes the C++ kernels handle (channels: in blocks of the module's CHANNEL_BLOCK,
+#: one SIMD vector: 16 with AVX-512, 8 with AVX2)
 KERNEL_SIZES = (3, 5, 7, 9, 11)
 
 
@@ -76,46 +76,64 @@ def _use_triton(x: torch.Tensor) -> bool:
     return TRITON_AVAILABLE and (x.is_cuda or TRITON_INTERPRETED)
 
 
+def _kernel_applies(kernel: ModuleType, x: torch.Tensor, kernel_size: int) -> bool:
+    """Whether the C++ kernels handle ``x``'s channels and dtype and this kernel size."""
+    return (
+        x.shape[1] % kernel.CHANNEL_BLOCK == 0
+        and kernel_size in KERNEL_SIZES
+        and x.dtype in (torch.float32, torch.bfloat16)
+    )
+
+
 def _cpu_forward(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """One oneDNN call on channels-last tensors (the 128 channels are the vector lanes)."""
+    """The convolution on CPU, channels-last out: the C++ kernel where it applies, else oneDNN.
+
+    The kernel (``npf/csrc/depthwise_cpu.cpp``) converts each input row once to fp32 and
+    sums in fp32 with a tile of output columns and a filter row's weights in registers.
+    For 32 x 128 channels with 9 x 9 filters on 2 Zen 3 cores (AVX2) it ran 1.7x (64 x 64)
+    to 2.3x (32 x 32) faster than oneDNN's channels-last depthwise convolution in fp32, and
+    over 100x in bf16, which oneDNN computes without native kernels on such CPUs
+    (``benchmarks/depthwise_cpu.py``).
+    """
+    weight = weight.to(x.dtype)
+    kernel = _cpu_kernel()
+    if kernel is not None and _kernel_applies(kernel, x, weight.shape[-1]):
+        return kernel.depthwise_forward(x, weight)
     x = x.contiguous(memory_format=torch.channels_last)
-    return F.conv2d(x, weight.to(x.dtype), padding=weight.shape[-1] // 2, groups=x.shape[1])
+    return F.conv2d(x, weight, padding=weight.shape[-1] // 2, groups=x.shape[1])
 
 
 def _cpu_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel_size: int) -> torch.Tensor:
     """The weight gradient on CPU: the C++ kernel where it applies, else image by image.
 
-    The kernel (``npf/csrc/depthwise_weight_grad.cpp``) sums over the batch in fp32 with
-    16 channels per AVX-512 vector and the k accumulators of a filter row in registers.
-    It exists because no torch path came close: for 32 x 128 x 32 x 32 with 9 x 9 filters
-    on one Zen 4 core it took 11 ms (fp32), against 24 ms for one oneDNN call per image
-    (:func:`_per_image_weight_grad`) and 104 ms for oneDNN's own depthwise weight
-    gradient (``benchmarks/depthwise_weight_grad.py`` measures them side by side; a
-    ``torch.compile`` reduction was slower than the per-image calls).
+    The kernel (``npf/csrc/depthwise_cpu.cpp``) sums over the batch in fp32, one SIMD
+    vector of channels at a time (16 with AVX-512, 8 with AVX2), with the k accumulators
+    of a filter row in registers, and reads the inputs row by row while it computes. It
+    exists because no torch path came close: for 32 x 128 x 32 x 32 with 9 x 9 filters on
+    one Zen 4 core its AVX-512 predecessor took 11 ms (fp32), against 24 ms for one oneDNN
+    call per image (:func:`_per_image_weight_grad`) and 104 ms for oneDNN's own depthwise
+    weight gradient; on one Zen 3 core (AVX2) it takes 11 ms against 44 ms per image in
+    fp32, and 10 ms against 530 ms in bf16 (``benchmarks/depthwise_cpu.py`` measures them
+    side by side; a ``torch.compile`` reduction was slower than the per-image calls).
     """
     kernel = _cpu_kernel()
-    if (
-        kernel is not None
-        and x.shape[1] % KERNEL_LANES == 0
-        and kernel_size in KERNEL_SIZES
-        and x.dtype in (torch.float32, torch.bfloat16)
-        and grad_out.dtype == x.dtype
-    ):
+    applies = kernel is not None and _kernel_applies(kernel, x, kernel_size)
+    if applies and grad_out.dtype == x.dtype:
         return kernel.depthwise_weight_grad(x, grad_out, kernel_size)
     return _per_image_weight_grad(x, grad_out, kernel_size)
 
 
 @functools.cache
 def _cpu_kernel() -> ModuleType | None:
-    """The compiled C++ kernel (built on first use into torch's extension cache, about
-    30 s), or ``None`` with one warning when it cannot be built (no C++ compiler or
+    """The compiled C++ kernels (built on first use into torch's extension cache, under
+    a minute), or ``None`` with one warning when they cannot be built (no C++ compiler or
     ninja, or ``NPF_CPU_KERNEL=0``)."""
     if os.environ.get("NPF_CPU_KERNEL", "1") == "0":
         return None
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # CUDA_HOME notice
     from torch.utils import cpp_extension
 
-    # OpenMP: at::parallel_for splits the channel blocks over torch's threads (without it,
+    # OpenMP: at::parallel_for splits the work over torch's threads (without it,
     # one thread); the library resolves to the libgomp.so.1 that torch has already loaded
     flags = ["-O3", "-fopenmp"]
     if platform.machine() in ("x86_64", "AMD64"):
@@ -129,8 +147,8 @@ def _cpu_kernel() -> ModuleType | None:
         )
     except (OSError, RuntimeError, ImportError, subprocess.CalledProcessError) as error:
         warnings.warn(
-            f"the CPU depthwise weight-gradient kernel could not be built ({error}); "
-            "falling back to one oneDNN call per image (slower, same result)",
+            f"the CPU depthwise kernels could not be built ({error}); falling back to "
+            "oneDNN (the weight gradient one call per image; slower, same result)",
             stacklevel=2,
         )
         return None

@@ -2,7 +2,7 @@
 # One resumable slice of a study run on this machine's CPU (or GPU), meant for the background:
 #   nohup bash scripts/train_slice.sh RUN DATASET [papermill options] > /tmp/RUN.log 2>&1 &
 # e.g.  SLICE_SECONDS=6600 nohup bash scripts/train_slice.sh eurosat eurosat \
-#         -p optimizer adam -p precision bf16 > /tmp/eurosat.log 2>&1 &
+#         -p optimizer adam > /tmp/eurosat.log 2>&1 &
 # It trains book/results/RUN/ (resuming from its last.pt) until the first step past
 # SLICE_SECONDS (default 3600), with a mid-epoch last.pt every CHECKPOINT_S (default 600),
 # then scores the best checkpoint and stores the executed notebook as book/results/RUN/train.ipynb.

@@ -25,8 +25,12 @@ REPO = Path(__file__).resolve().parents[1]
 # (batch, channels, height, width, kernel): odd and even sizes, planes smaller than
 # the kernel, non-square planes, and the model's 9 and 11.
 SHAPES = [(2, 3, 12, 12, 5), (1, 4, 7, 10, 9), (3, 2, 5, 6, 11), (2, 5, 16, 9, 3)]
-# Channels in blocks of 16: the CPU weight gradient runs the C++ kernel (npf/csrc).
+# Channels in blocks of 16: the CPU runs the C++ kernels (npf/csrc) at any vector width.
 KERNEL_SHAPES = [(2, 16, 12, 12, 5), (1, 32, 7, 10, 9), (3, 16, 5, 6, 11), (2, 16, 9, 13, 3)]
+# The forward kernel: odd planes (a partial tile of 8 columns), single pixels, the model's
+# 128 channels, bands of rows (batch 1) and whole images.
+FORWARD_SHAPES = [(1, 16, 7, 13, 3), (3, 128, 7, 13, 9), (1, 128, 1, 1, 9), (3, 16, 1, 1, 11)]
+FORWARD_SHAPES += [(3, 16, 13, 7, 11), (1, 128, 20, 17, 9)]
 # On a GPU (the Triton kernels) also the model's own sizes, several tiles per plane.
 CUDA_SHAPES = [(32, 128, 32, 32, 9), (4, 128, 64, 64, 9), (8, 3, 64, 64, 11), (2, 6, 45, 71, 9)]
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -109,6 +113,56 @@ def test_cpu_weight_gradient_kernel_matches_float64(shape, dtype, layout):
     assert relative_error(per_image, want) < (1e-5 if dtype == torch.float32 else 1e-2)
 
 
+def test_cpu_kernels_take_channels_in_blocks_of_one_vector():
+    """One vector of channels (CHANNEL_BLOCK: 8 with AVX2), three, and nine (the weight
+    gradient: chunks of 64 channels and a partial one), the same sums on one thread or two."""
+    kernel = depthwise._cpu_kernel()
+    assert kernel is not None, "the C++ kernel did not build (see the warning)"
+    block = kernel.CHANNEL_BLOCK
+    assert block in (4, 8, 16)
+    for channels in (block, 3 * block, 9 * block):
+        x, weight, grad_out = random_case("cpu", (2, channels, 6, 11, 9), torch.float32, channels)
+        out, _, grad_w = reference(x, weight, grad_out)
+        assert relative_error(kernel.depthwise_forward(x, weight), out) < 1e-6
+        got = kernel.depthwise_weight_grad(x, grad_out, 9)
+        assert relative_error(got, grad_w) < 1e-6
+        torch.set_num_threads(2)
+        assert torch.equal(kernel.depthwise_weight_grad(x, grad_out, 9), got)
+        torch.set_num_threads(1)
+    with pytest.raises(RuntimeError, match=f"multiple of {block}"):
+        kernel.depthwise_weight_grad(x[:, 1:], grad_out[:, 1:], 9)
+
+
+@pytest.mark.parametrize("shape", FORWARD_SHAPES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_cpu_forward_kernel_matches_float64(shape, dtype, layout):
+    kernel = depthwise._cpu_kernel()
+    assert kernel is not None, "the C++ kernel did not build (see the warning)"
+    x, weight, _ = random_case("cpu", shape, dtype, sum(shape) + 3)
+    x, weight = x.contiguous(memory_format=layout), weight.to(dtype)
+    got = kernel.depthwise_forward(x, weight)
+    want = F.conv2d(x.double(), weight.double(), padding=shape[-1] // 2, groups=shape[1])
+    assert got.dtype == dtype and got.shape == want.shape
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    if dtype == torch.float32:
+        assert relative_error(got, want) < 1e-6
+    else:
+        # fp32 sums rounded once to bf16: within half a bf16 unit (at most 2^-8 relative),
+        # rounded to nearest even as torch rounds the same sums of the fp32 kernel
+        assert ((got.double() - want).abs() <= want.abs() * 2**-8 + 1e-4).all()
+        assert torch.equal(got, kernel.depthwise_forward(x.float(), weight.float()).to(dtype))
+
+
+def test_cpu_forward_kernel_keeps_nan_in_bf16():
+    kernel = depthwise._cpu_kernel()
+    assert kernel is not None, "the C++ kernel did not build (see the warning)"
+    x = torch.zeros(1, 16, 7, 7, dtype=torch.bfloat16)
+    x[0, :, 3, 3] = float("nan")
+    out = kernel.depthwise_forward(x, torch.ones(16, 1, 3, 3, dtype=torch.bfloat16))
+    assert out[0, :, 2:5, 2:5].isnan().all() and out.isnan().sum() == 16 * 3 * 3
+
+
 def test_backends_differ_only_in_how_gradients_are_computed():
     x = torch.randn(2, 3, 8, 8, requires_grad=True)
     weight = torch.randn(3, 1, 5, 5, requires_grad=True)
@@ -153,7 +207,7 @@ def train_losses(
 ) -> list[float]:
     """Losses of a short SGD run on fixed random batches.
 
-    On CPU a small GridConvCNP (16 channels: the C++ weight-gradient kernel) on 12 x 12
+    On CPU a small GridConvCNP (16 channels: the C++ kernels) on 12 x 12
     fields; on CUDA the report's model on
     batches of 8 fields of 32 x 32. ``speed_up``: None, "graph" (CudaGraphModel)
     or "compile" (``model.compile()``).
