@@ -48,6 +48,19 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture
+def kernel():
+    """The compiled C++ kernels (``npf/csrc/depthwise_cpu.cpp``)."""
+    built = depthwise._cpu_kernel()
+    assert built is not None, "the C++ kernel did not build (see the warning)"
+    return built
+
+
+#: the dtypes and memory layouts the C++ kernels take
+KERNEL_DTYPES = pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+KERNEL_LAYOUTS = pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+
+
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).norm() / b.double().norm())
 
@@ -97,11 +110,9 @@ def test_fast_path_in_bf16_is_within_one_percent(device, shape):
 
 
 @pytest.mark.parametrize("shape", KERNEL_SHAPES)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_cpu_weight_gradient_kernel_matches_float64(shape, dtype, layout):
-    kernel = depthwise._cpu_kernel()
-    assert kernel is not None, "the C++ kernel did not build (see the warning)"
+@KERNEL_DTYPES
+@KERNEL_LAYOUTS
+def test_cpu_weight_gradient_kernel_matches_float64(kernel, shape, dtype, layout):
     x, weight, grad_out = random_case("cpu", shape, dtype, sum(shape) + 2)
     x, grad_out = x.contiguous(memory_format=layout), grad_out.contiguous(memory_format=layout)
     got = kernel.depthwise_weight_grad(x, grad_out, shape[-1])
@@ -113,11 +124,9 @@ def test_cpu_weight_gradient_kernel_matches_float64(shape, dtype, layout):
     assert relative_error(per_image, want) < (1e-5 if dtype == torch.float32 else 1e-2)
 
 
-def test_cpu_kernels_take_channels_in_blocks_of_one_vector():
+def test_cpu_kernels_take_channels_in_blocks_of_one_vector(kernel):
     """One vector of channels (CHANNEL_BLOCK: 8 with AVX2), three, and nine (the weight
     gradient: chunks of 64 channels and a partial one), the same sums on one thread or two."""
-    kernel = depthwise._cpu_kernel()
-    assert kernel is not None, "the C++ kernel did not build (see the warning)"
     block = kernel.CHANNEL_BLOCK
     assert block in (4, 8, 16)
     for channels in (block, 3 * block, 9 * block):
@@ -134,11 +143,9 @@ def test_cpu_kernels_take_channels_in_blocks_of_one_vector():
 
 
 @pytest.mark.parametrize("shape", FORWARD_SHAPES)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_cpu_forward_kernel_matches_float64(shape, dtype, layout):
-    kernel = depthwise._cpu_kernel()
-    assert kernel is not None, "the C++ kernel did not build (see the warning)"
+@KERNEL_DTYPES
+@KERNEL_LAYOUTS
+def test_cpu_forward_kernel_matches_float64(kernel, shape, dtype, layout):
     x, weight, _ = random_case("cpu", shape, dtype, sum(shape) + 3)
     x, weight = x.contiguous(memory_format=layout), weight.to(dtype)
     got = kernel.depthwise_forward(x, weight)
@@ -154,9 +161,7 @@ def test_cpu_forward_kernel_matches_float64(shape, dtype, layout):
         assert torch.equal(got, kernel.depthwise_forward(x.float(), weight.float()).to(dtype))
 
 
-def test_cpu_forward_kernel_keeps_nan_in_bf16():
-    kernel = depthwise._cpu_kernel()
-    assert kernel is not None, "the C++ kernel did not build (see the warning)"
+def test_cpu_forward_kernel_keeps_nan_in_bf16(kernel):
     x = torch.zeros(1, 16, 7, 7, dtype=torch.bfloat16)
     x[0, :, 3, 3] = float("nan")
     out = kernel.depthwise_forward(x, torch.ones(16, 1, 3, 3, dtype=torch.bfloat16))
