@@ -9,6 +9,10 @@ for every pixel and channel.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -40,19 +44,28 @@ class SetConvEncoder(nn.Module):
     ``signal = conv(mask * y) / conv(mask)`` interpolates the context values, and
     ``density = conv(mask)`` tells how much context lies near each pixel; both are
     mapped per pixel to ``out_channels`` features by a linear layer.
+
+    With ``raw_context``, the linear layer also sees the context itself (the masked
+    values and the mask, unsmoothed): where the context is dense, as around the voids of
+    an elevation model, the smoothed signal blurs the exact values next to a void.
     """
 
-    def __init__(self, y_channels: int, out_channels: int, kernel_size: int) -> None:
+    def __init__(
+        self, y_channels: int, out_channels: int, kernel_size: int, raw_context: bool = False
+    ) -> None:
         super().__init__()
+        self.raw_context = raw_context
         self.conv = PositiveDepthwiseConv2d(y_channels, kernel_size)
-        self.to_features = nn.Conv2d(2 * y_channels, out_channels, kernel_size=1)
+        inputs = (4 if raw_context else 2) * y_channels
+        self.to_features = nn.Conv2d(inputs, out_channels, kernel_size=1)
 
     def forward(self, y: torch.Tensor, context_mask: torch.Tensor) -> torch.Tensor:
         mask = context_mask.to(y.dtype).expand_as(y)
-        signal = self.conv(y * mask)
+        masked = y * mask
         density = self.conv(mask)
-        signal = signal / density.clamp_min(1e-5)
-        return self.to_features(torch.cat([signal, density], dim=1))
+        signal = self.conv(masked) / density.clamp_min(1e-5)
+        features = [signal, density, masked, mask] if self.raw_context else [signal, density]
+        return self.to_features(torch.cat(features, dim=1))
 
 
 class DepthwiseSeparableConv2d(nn.Module):
@@ -98,6 +111,8 @@ class GridConvCNP(nn.Module):
         kernel_size: kernel of the CNN's depthwise convolutions.
         setconv_kernel_size: kernel of the set-convolution encoder.
         decoder_layers: hidden layers of the per-pixel MLP decoder.
+        raw_context: let the encoder's linear layer see the unsmoothed context too
+            (:class:`SetConvEncoder`).
     """
 
     def __init__(
@@ -108,6 +123,7 @@ class GridConvCNP(nn.Module):
         kernel_size: int = 9,
         setconv_kernel_size: int = 11,
         decoder_layers: int = 4,
+        raw_context: bool = False,
     ) -> None:
         super().__init__()
         if kernel_size % 2 == 0 or setconv_kernel_size % 2 == 0:
@@ -120,8 +136,11 @@ class GridConvCNP(nn.Module):
             "kernel_size": kernel_size,
             "setconv_kernel_size": setconv_kernel_size,
             "decoder_layers": decoder_layers,
+            "raw_context": raw_context,
         }
-        self.encoder = SetConvEncoder(y_channels, hidden_channels, setconv_kernel_size)
+        self.encoder = SetConvEncoder(
+            y_channels, hidden_channels, setconv_kernel_size, raw_context=raw_context
+        )
         self.cnn = nn.Sequential(
             *(ResidualBlock(hidden_channels, kernel_size) for _ in range(n_blocks))
         )
@@ -163,3 +182,24 @@ class GridConvCNP(nn.Module):
     def n_parameters(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    @staticmethod
+    def complete_config(config: Mapping[str, Any]) -> dict[str, Any]:
+        """``config`` with each constructor argument it lacks at its default: a checkpoint
+        saved before an argument existed was built with the argument's default."""
+        defaults = {
+            name: parameter.default
+            for name, parameter in inspect.signature(GridConvCNP.__init__).parameters.items()
+            if parameter.default is not inspect.Parameter.empty
+        }
+        return {**defaults, **config}
+
+
+def add_raw_context_weights(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The weights of a model without ``raw_context``, for the same model with it: the
+    new inputs' weights are zero, so the widened model predicts exactly what the original
+    did and fine-tuning starts from there."""
+    state = dict(state)
+    weight = state["encoder.to_features.weight"]
+    state["encoder.to_features.weight"] = torch.cat([weight, torch.zeros_like(weight)], dim=1)
+    return state

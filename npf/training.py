@@ -47,7 +47,7 @@ from npf import REPO_ROOT
 from npf.acceleration import native_bf16, serve_cpu_tensors_from_heap
 from npf.data.base import GridDataset, Splits
 from npf.loss import gaussian_nll
-from npf.model import GridConvCNP
+from npf.model import GridConvCNP, add_raw_context_weights
 from npf.scaling import ValueScaling
 from npf.tasks import ContextSampler
 
@@ -370,7 +370,11 @@ class Trainer:
             for key, value in asdict(TrainConfig()).items()
             if key not in RESUMABLE_CHANGES
         }
-        saved = {**saved, "train_config": {**defaults, **saved.get("train_config", {})}}
+        saved = {
+            **saved,
+            "train_config": {**defaults, **saved.get("train_config", {})},
+            "model_config": GridConvCNP.complete_config(saved.get("model_config", {})),
+        }
         mismatches = _differences(saved, self._identity())
         if mismatches:
             key, old, new = mismatches[0]
@@ -402,7 +406,9 @@ class Trainer:
 
     def _warm_start(self, path: Path) -> None:
         """Start from the weights of another run's checkpoint (fine-tuning): same
-        architecture and value scaling, fresh optimizer and schedule. A relative path that
+        architecture (or the same without ``raw_context``, widened by
+        :func:`~npf.model.add_raw_context_weights`) and value scaling, fresh optimizer and
+        schedule. A relative path that
         is not found from the working directory is taken from the repository root (as the
         study's notebooks give it), and is recorded as given, with no machine's paths."""
         if not path.is_absolute() and not path.is_file():
@@ -410,15 +416,19 @@ class Trainer:
         if not path.is_file():
             raise FileNotFoundError(f"init_checkpoint {path} not found")
         checkpoint = torch.load(path, map_location=self.device, weights_only=False)
-        for key, ours in (
-            ("model_config", model_kwargs(self.model)),
-            ("scaling", asdict(self.scaling)),
+        theirs = GridConvCNP.complete_config(checkpoint.get("model_config", {}))
+        state = checkpoint["model_state"]
+        if self.model.config["raw_context"] and not theirs["raw_context"]:
+            # a model without the raw-context inputs, widened: it starts where that one was
+            theirs["raw_context"] = True
+            state = add_raw_context_weights(state)
+        for key, ours, saved in (
+            ("model_config", model_kwargs(self.model), theirs),
+            ("scaling", asdict(self.scaling), checkpoint.get("scaling")),
         ):
-            if checkpoint.get(key) != ours:
-                raise ValueError(
-                    f"init_checkpoint {path} has {key} {checkpoint.get(key)}, this run {ours}"
-                )
-        self.model.load_state_dict(checkpoint["model_state"])
+            if saved != ours:
+                raise ValueError(f"init_checkpoint {path} has {key} {saved}, this run {ours}")
+        self.model.load_state_dict(state)
 
     # -- epochs --------------------------------------------------------------
     def _epoch_state(self, epoch: int, saved: dict[str, Any] | None) -> _EpochState:

@@ -167,6 +167,33 @@ def test_fine_tuning_starts_from_another_runs_weights(tiny_gp, tmp_path) -> None
         Trainer(build_model(1, **SMALL), tiny_gp, missing, tmp_path / "missing").fit(progress=False)
 
 
+def test_fine_tuning_widens_a_model_to_the_raw_context(tiny_gp, tmp_path) -> None:
+    config = TrainConfig(**EAGER, epochs=1, batch_size=64, device="cpu")
+    Trainer(build_model(1, seed=3, **SMALL), tiny_gp, config, tmp_path / "base").fit(progress=False)
+    base, _, _ = load_model(tmp_path / "base" / "best.pt")
+    raw = build_model(1, seed=4, **SMALL, raw_context=True)
+    tuned_config = replace(config, init_checkpoint=str(tmp_path / "base" / "best.pt"), lr=0.0)
+    trainer = Trainer(raw, tiny_gp, tuned_config, tmp_path / "raw")
+    trainer._warm_start(tmp_path / "base" / "best.pt")
+    # the widened model predicts what the base model predicts: its new inputs weigh nothing
+    values = tiny_gp.test.values[:4]
+    context = torch.rand(values.shape, generator=torch.Generator().manual_seed(0)) < 0.3
+    for a, b in zip(base(values, context), raw.eval()(values, context), strict=True):
+        torch.testing.assert_close(a, b)
+    # ... and fits on from there; its checkpoint reloads as a raw-context model
+    Trainer(
+        build_model(1, seed=4, **SMALL, raw_context=True), tiny_gp, tuned_config, tmp_path / "fit"
+    ).fit(progress=False)
+    reloaded, _, _ = load_model(tmp_path / "fit" / "best.pt")
+    assert reloaded.config["raw_context"]
+    # the other way round would drop weights: refused
+    narrow_config = replace(config, init_checkpoint=str(tmp_path / "fit" / "best.pt"))
+    with pytest.raises(ValueError, match="init_checkpoint .* has model_config"):
+        Trainer(build_model(1, **SMALL), tiny_gp, narrow_config, tmp_path / "narrow").fit(
+            progress=False
+        )
+
+
 def test_a_relative_init_checkpoint_is_found_from_the_repository_and_kept_relative(
     tiny_gp, tmp_path, monkeypatch
 ) -> None:
@@ -188,6 +215,7 @@ def test_checkpoints_from_before_a_new_setting_still_resume(tiny_gp, tmp_path) -
     last = tmp_path / "last.pt"
     saved = torch.load(last, weights_only=False)
     del saved["identity"]["train_config"]["hole_tasks"]  # as written before void tasks existed
+    del saved["identity"]["model_config"]["raw_context"]  # ... and before the raw context
     torch.save(saved, last)
     history = Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path).fit(progress=False)
     assert len(history.epochs) == 2

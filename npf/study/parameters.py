@@ -241,6 +241,7 @@ TRAIN_PARAMETERS = NotebookParameters(
         "hidden_channels": whole(1),
         "n_blocks": whole(1),
         "kernel_size": odd(1),
+        "raw_context": flag(),
         "seed": whole(0),
         "device": device(auto=True),
         "precision": one_of(TRAIN_PRECISIONS),

@@ -96,6 +96,7 @@ class TrainingRun:
             hidden_channels=p["hidden_channels"],
             n_blocks=p["n_blocks"],
             kernel_size=p["kernel_size"],
+            raw_context=p["raw_context"],
         )
         config = TrainConfig(**{key: p[key] for key in TRAIN_CONFIG_KEYS})
         data_settings = {key: p[key] for key in ("dataset_options", "val_fraction", "max_train")}
