@@ -53,6 +53,9 @@ from npf.tasks import ContextSampler
 
 OPTIMIZERS = ("sgd", "adam")
 PRECISIONS = ("fp32", "bf16")
+#: the pixels the training loss sums over: every valid one, the context included (the
+#: report's), or only the held-out ones (valid, not context)
+LOSS_PIXELS = ("all", "heldout")
 #: ``precision`` values of a training run: ``"auto"`` picks one of :data:`PRECISIONS`
 TRAIN_PRECISIONS = ("auto", *PRECISIONS)
 
@@ -70,6 +73,7 @@ class TrainConfig:
     min_context: float = 0.0
     max_context: float = 0.3
     hole_tasks: float = 0.0
+    loss_pixels: str = "all"
     init_checkpoint: str | None = None
     seed: int = 0
     device: str = "auto"
@@ -82,6 +86,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {OPTIMIZERS}")
+        if self.loss_pixels not in LOSS_PIXELS:
+            raise ValueError(
+                f"unknown loss_pixels {self.loss_pixels!r}; valid: {', '.join(LOSS_PIXELS)}"
+            )
         if self.precision not in TRAIN_PRECISIONS:
             raise ValueError(
                 f"unknown precision {self.precision!r}; valid: {', '.join(TRAIN_PRECISIONS)}"
@@ -310,7 +318,11 @@ class Trainer:
         self, values: torch.Tensor, valid: torch.Tensor, context: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         y, mean, std = self._forward(values, context)
-        return gaussian_nll(mean, std, y, valid)
+        return gaussian_nll(mean, std, y, self._loss_targets(valid, context))
+
+    def _loss_targets(self, valid: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """The pixels the loss sums over (``config.loss_pixels``)."""
+        return valid & ~context if self.config.loss_pixels == "heldout" else valid
 
     # -- checkpoints -------------------------------------------------------
     def _identity(self) -> dict[str, Any]:
@@ -515,8 +527,9 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """Scores on the validation set (fixed contexts).
 
-        ``val_loss``: the training objective, NLL summed over all valid pixels (context
-        included) and averaged over images; ``val_nll_per_pixel``: the same per pixel.
+        ``val_loss``: the training objective, NLL summed over the valid pixels (the context
+        included unless ``loss_pixels`` is ``"heldout"``) and averaged over images;
+        ``val_nll_per_pixel``: the same per pixel.
         On held-out pixels only (valid, not context), pooled over the set and in the
         data's units, as the test scores are: ``val_heldout_nll`` (nats per pixel) and
         ``val_heldout_rmse``.
@@ -529,7 +542,7 @@ class Trainer:
             values, valid = self.val_values[batch], self.val_valid[batch]
             context = self.val_context[batch]
             y, mean, std = self._forward(values, context)
-            loss, per_pixel = gaussian_nll(mean, std, y, valid)
+            loss, per_pixel = gaussian_nll(mean, std, y, self._loss_targets(valid, context))
             total += loss.item() * len(values)
             total_per_pixel += per_pixel.item() * len(values)
             targets = (valid & ~context).expand_as(y)

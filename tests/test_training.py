@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from npf import training
+from npf.loss import gaussian_nll
 from npf.predict import predict
 from npf.predictors import ConvCNP
 from npf.scoring import score_images, summarise_scores
@@ -246,6 +247,21 @@ def test_auto_precision_is_bf16_only_where_the_hardware_multiplies_it(
     assert training.resolve_precision("fp32", torch.device("cuda")) == "fp32"
     with pytest.raises(ValueError, match="valid: auto, fp32, bf16"):
         TrainConfig(precision="fp16")
+
+
+def test_heldout_loss_leaves_out_the_context(tiny_gp, tmp_path) -> None:
+    config = TrainConfig(**EAGER, device="cpu", loss_pixels="heldout")
+    trainer = Trainer(build_model(1, **SMALL), tiny_gp, config, tmp_path)
+    values, valid = tiny_gp.test.values[:4], tiny_gp.test.valid[:4]
+    context = torch.rand(valid.shape, generator=torch.Generator().manual_seed(0)) < 0.3
+    loss, _ = trainer._loss(values, valid, context)
+    y, mean, std = trainer._forward(values, context)
+    heldout, _ = gaussian_nll(mean, std, y, valid & ~context)
+    every, _ = gaussian_nll(mean, std, y, valid)
+    torch.testing.assert_close(loss, heldout)
+    assert not torch.isclose(loss, every)
+    with pytest.raises(ValueError, match="valid: all, heldout"):
+        TrainConfig(loss_pixels="context")
 
 
 def test_truncated_checkpoint_is_named(tiny_gp, tmp_path) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from npf.data import DATASETS
-from npf.training import OPTIMIZERS, TRAIN_PRECISIONS
+from npf.training import LOSS_PIXELS, OPTIMIZERS, TRAIN_PRECISIONS
 
 INJECTED_HEADER = "# Parameters"  # first line of the cell papermill injects
 
@@ -234,6 +234,7 @@ TRAIN_PARAMETERS = NotebookParameters(
         "min_context": number(0, 1, include_low=True, include_high=True),
         "max_context": number(0, 1, include_low=True, include_high=True),
         "hole_tasks": number(0, 1, include_low=True, include_high=True),
+        "loss_pixels": one_of(LOSS_PIXELS),
         "init_checkpoint": optional(path()),
         "eval_context": number(0, 1),
         "n_test_images": optional(whole(1)),
