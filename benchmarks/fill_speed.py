@@ -30,29 +30,45 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
+from npf.acceleration import native_bf16
 from npf.data import default_data_dir
 from npf.data.dem import scenes_dir
 
 REPO = Path(__file__).resolve().parents[1]
 #: a scene kept by ``python -m npf.data prepare tfasr`` (in the data directory's dem/)
 DEFAULT_SCENE = scenes_dir(default_data_dir()) / "srtm3_N46E008.tif"
-#: name -> (precision, compile, window, centring); centring as in npf.raster
+#: name -> (precision, compile, window, centring, memory); centring as in npf.raster, memory
+#: ``python -m npf fill --cpu-memory``: "huge-pages" (the default), "heap" or "plain" (fresh
+#: 4 KiB pages, as before either existed)
 VARIANTS = {
-    "fp32-256": ("fp32", False, 256, "local"),
-    "fp32-512": ("fp32", False, 512, "local"),
-    "bf16-512": ("bf16", False, 512, "local"),
-    "fp32-compile-512": ("fp32", True, 512, "local"),
-    "bf16-compile-512": ("bf16", True, 512, "local"),
-    "bf16-768": ("bf16", False, 768, "local"),
-    "bf16-512-window": ("bf16", False, 512, "window"),
+    "fp32-512-plain": ("fp32", False, 512, "local", "plain"),
+    "fp32-256": ("fp32", False, 256, "local", "huge-pages"),
+    "fp32-512": ("fp32", False, 512, "local", "huge-pages"),
+    "fp32-512-heap": ("fp32", False, 512, "local", "heap"),
+    "bf16-512-plain": ("bf16", False, 512, "local", "plain"),
+    "bf16-512": ("bf16", False, 512, "local", "huge-pages"),
+    "bf16-512-heap": ("bf16", False, 512, "local", "heap"),
+    "fp32-compile-512": ("fp32", True, 512, "local", "huge-pages"),
+    "bf16-compile-512": ("bf16", True, 512, "local", "huge-pages"),
+    "bf16-768": ("bf16", False, 768, "local", "huge-pages"),
+    "bf16-512-window": ("bf16", False, 512, "window", "huge-pages"),
 }
 
 
-def fill(scene: Path, out: Path, precision: str, compile: bool, window: int, centring: str) -> dict:
+def fill(
+    scene: Path,
+    out: Path,
+    precision: str,
+    compile: bool,
+    window: int,
+    centring: str,
+    memory: str,
+) -> dict:
     """Run one fill in a child process; its wall time and peak resident set."""
     command = [sys.executable, "-m", "npf", "fill", str(scene), "-o", str(out), "--quiet"]
     command += ["--precision", precision, "--window", str(window), "--centring", centring]
     command += ["--compile"] if compile else []
+    command += ["--cpu-memory", memory]
     start = time.perf_counter()
     child = subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -80,7 +96,7 @@ def main() -> None:
     rows, exact, first = [], {}, None
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.variants:
-            precision, compile, window, centring = VARIANTS[name]
+            precision, compile, window, centring, memory = VARIANTS[name]
             out = Path(tmp) / f"{name}.tif"
             row = {
                 "variant": name,
@@ -88,8 +104,9 @@ def main() -> None:
                 "compile": compile,
                 "window": window,
                 "centring": centring,
+                "memory": memory,
             }
-            row |= fill(args.scene, out, precision, compile, window, centring)
+            row |= fill(args.scene, out, precision, compile, window, centring, memory)
             with rasterio.open(out) as filled:
                 mean, std = filled.read(1)[voids], filled.read(2)[voids]
             first = first or row["seconds"]
@@ -123,6 +140,7 @@ def main() -> None:
         "cpu_cores": os.cpu_count(),
         "load_average": os.getloadavg(),
         "machine": platform.processor() or platform.machine(),
+        "native_bf16": native_bf16(),
         "rows": rows,
     }
     name = f"fill-speed-cpu-{record['date_utc'][:10]}.json"

@@ -20,7 +20,11 @@ from pathlib import Path
 
 from rasterio.errors import RasterioError
 
-from npf.acceleration import native_bf16
+from npf.acceleration import (
+    back_cpu_tensors_with_huge_pages,
+    native_bf16,
+    serve_cpu_tensors_from_heap,
+)
 from npf.gridding import Grid, grid_points, read_points
 from npf.raster import (
     CENTRINGS,
@@ -31,6 +35,9 @@ from npf.raster import (
     fill_raster,
 )
 from npf.training import PRECISIONS
+
+#: ``--cpu-memory`` choices (see :mod:`npf.acceleration`)
+CPU_MEMORY = ("huge-pages", "heap", "plain")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -81,6 +88,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         command.add_argument(
             "--compile", action="store_true", help="torch.compile the model (pays on large rasters)"
         )
+        command.add_argument(
+            "--cpu-memory",
+            choices=CPU_MEMORY,
+            default="huge-pages",
+            help="how large CPU tensors get their memory: transparent huge pages (default; "
+            "1.7x faster than plain 4 KiB pages at 512-px windows), glibc's heap (about 10 %% "
+            "faster again, but over 1 GiB more peak memory) or plain",
+        )
         command.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.command == "grid" and args.bounds is not None and args.resolution is None:
@@ -94,6 +109,11 @@ def run(args: argparse.Namespace) -> list[str]:
     precision = args.precision
     if precision == "auto":
         precision = "bf16" if args.device == "cpu" and native_bf16() else "fp32"
+    if args.device == "cpu":  # this process is ours: process-wide memory settings are fine
+        if args.cpu_memory == "huge-pages":
+            back_cpu_tensors_with_huge_pages()
+        elif args.cpu_memory == "heap":
+            serve_cpu_tensors_from_heap()
     filler = Filler.load(args.checkpoint, args.device, precision, args.compile, args.centring)
     options = {"window": args.window, "margin": args.margin, "progress": not args.quiet}
     if args.command == "fill":

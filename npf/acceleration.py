@@ -13,6 +13,12 @@
   2-core EPYC this more than halved the 64 x 64 training step (single thread,
   ``benchmarks/train_speed.py``); at 32 x 32 the activations are smaller and
   nothing changes.
+* :func:`back_cpu_tensors_with_huge_pages`: asks torch's CPU allocator to align
+  large blocks to 2 MiB and mark them for transparent huge pages, so that a fresh
+  block costs one page fault per 2 MiB instead of one per 4 KiB, and freed memory
+  still goes back to the system. On 2 Zen 3 cores it took one 512 x 512 window of
+  the DEM model from 6.3 s to 3.8 s (the heap: 2.9-3.2 s, at 1 GiB more peak memory
+  over a scene, ``benchmarks/fill_speed.py``).
 * :func:`native_bf16`: whether bf16 autocast can pay off on this CPU at all (the fill
   command's ``--precision auto``).
 
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 from pathlib import Path
 
@@ -47,6 +54,44 @@ def serve_cpu_tensors_from_heap() -> bool:
     if libc is None:
         return False
     return libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, 2**30) == 1
+
+
+#: the kernel's transparent huge page policy ("[madvise]": only where a program asks)
+THP_POLICY = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+def back_cpu_tensors_with_huge_pages() -> bool:
+    """From now on, torch backs large CPU tensors with transparent huge pages.
+
+    Sets ``THP_MEM_ALLOC_ENABLE=1``, which torch's CPU allocator reads once, at the
+    process's first tensor allocation: call this before any tensor is made. Results do
+    not change, only how fast fresh memory is paged in. Returns whether it took effect
+    (a probe block is marked for huge pages): not where the kernel offers none (policy
+    ``never``, or not Linux) or where a tensor was allocated before.
+    """
+    try:
+        policy = THP_POLICY.read_text()
+    except OSError:
+        return False
+    if "[never]" in policy:
+        return False
+    os.environ["THP_MEM_ALLOC_ENABLE"] = "1"
+    probe = torch.empty(2**20)  # 4 MiB: above torch's 2 MiB threshold for huge pages
+    return "hg" in _mapping_flags(probe.data_ptr())
+
+
+def _mapping_flags(address: int) -> list[str]:
+    """The ``VmFlags`` of the memory mapping that holds ``address`` (``hg``: marked for
+    huge pages by ``madvise``), from ``/proc/self/smaps``."""
+    inside = False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head, *rest = line.split()
+        if "-" in head and not head.endswith(":"):
+            start, end = (int(bound, 16) for bound in head.split("-"))
+            inside = start <= address < end
+        elif inside and head == "VmFlags:":
+            return rest
+    return []
 
 
 def native_bf16() -> bool:

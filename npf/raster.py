@@ -54,7 +54,7 @@ TRAINING_TILE = 64
 #: the DEM training tiles stay below 10 (the largest reaches 16)
 FAR_VALUE_SCALES = 10.0
 #: px per window: at 512 a 1,201 x 1,201 scene takes 9 windows and 1.7 GiB, at 256 it takes
-#: 25 windows and 20 % longer in fp32 (benchmarks/fill_speed.py)
+#: 25 windows, 11-20 % longer in fp32 and 0.6 GiB less (benchmarks/fill_speed.py)
 DEFAULT_WINDOW = 512
 #: the study's DEM model (from the ``tfasr`` run), used when no checkpoint is given
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "dem.pt"

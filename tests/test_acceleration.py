@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from npf.acceleration import CudaGraphModel, _glibc
+from npf.acceleration import THP_POLICY, CudaGraphModel, _glibc
 from npf.model import GridConvCNP
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,3 +60,51 @@ def test_large_cpu_tensors_move_into_the_heap():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["False", "True"]
+
+
+# Also process-wide, and only before the process's first tensor (torch reads the setting
+# once): a 64 MiB tensor's memory is then page-aligned and marked for huge pages ("hg" in
+# its mapping's VmFlags); asked too late, the setting says it did not take effect.
+HUGE_PAGES = textwrap.dedent(
+    """
+    import re
+    import sys
+    import torch
+    from pathlib import Path
+    from npf.acceleration import back_cpu_tensors_with_huge_pages
+
+    def huge(tensor):
+        address = tensor.data_ptr()
+        smaps = Path("/proc/self/smaps").read_text()
+        for start, end, flags in re.findall(
+            r"^([0-9a-f]+)-([0-9a-f]+) .*?^VmFlags:(.*?)$", smaps, re.M | re.S
+        ):
+            if int(start, 16) <= address < int(end, 16):
+                return address % 4096 == 0 and "hg" in flags.split()
+        return False
+
+    if sys.argv[1] == "late":
+        torch.empty(2**24)
+    took_effect = back_cpu_tensors_with_huge_pages()
+    print(took_effect, huge(torch.empty(2**24)))
+    """
+)
+
+
+@pytest.mark.skipif(
+    not THP_POLICY.is_file() or "[never]" in THP_POLICY.read_text(),
+    reason="needs Linux with transparent huge pages offered (policy always or madvise)",
+)
+@pytest.mark.parametrize(("when", "huge"), [("first", "True"), ("late", "False")])
+def test_large_cpu_tensors_get_huge_pages(when: str, huge: str):
+    environment = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    result = subprocess.run(
+        [sys.executable, "-c", HUGE_PAGES, when],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env=environment,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [huge, huge]
