@@ -13,10 +13,10 @@
   2-core EPYC this more than halved the 64 x 64 training step (single thread,
   ``benchmarks/train_speed.py``); at 32 x 32 the activations are smaller and
   nothing changes.
-* :func:`back_cpu_tensors_with_huge_pages`: asks torch's CPU allocator to align
-  large blocks to 2 MiB and mark them for transparent huge pages, so that a fresh
-  block costs one page fault per 2 MiB instead of one per 4 KiB, and freed memory
-  still goes back to the system. On 2 Zen 3 cores it took one 512 x 512 window of
+* :func:`back_cpu_tensors_with_huge_pages`: asks torch's CPU allocator to mark
+  large blocks for transparent huge pages (``madvise``), so that a fresh block costs
+  one page fault per 2 MiB instead of one per 4 KiB, and freed memory still goes back
+  to the system. On 2 Zen 3 cores it took one 512 x 512 window of
   the DEM model from 6.3 s to 3.8 s (the heap: 2.9-3.2 s, at 1 GiB more peak memory
   over a scene, ``benchmarks/fill_speed.py``).
 * :func:`native_bf16`: whether bf16 autocast can pay off on this CPU at all (the fill

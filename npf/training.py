@@ -420,9 +420,9 @@ class Trainer:
         """Start from the weights of another run's checkpoint (fine-tuning): same
         architecture (or the same without ``raw_context``, widened by
         :func:`~npf.model.add_raw_context_weights`) and value scaling, fresh optimizer and
-        schedule. A relative path that
-        is not found from the working directory is taken from the repository root (as the
-        study's notebooks give it), and is recorded as given, with no machine's paths."""
+        schedule. A relative path that is not found from the working directory is taken
+        from the repository root (as the study's notebooks give it), and is recorded as
+        given, with no machine's paths."""
         if not path.is_absolute() and not path.is_file():
             path = REPO_ROOT / path
         if not path.is_file():
