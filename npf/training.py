@@ -10,7 +10,9 @@ optimiser, scheduler, random state, history) and ``history.json`` atomically;
 an improved validation loss also writes ``best.pt``. ``last.pt`` (with
 ``history.json``) is also written in the middle of an epoch every
 ``checkpoint_every_s`` seconds and when ``time_limit_s`` runs out, so a killed
-run loses at most that much work. A run started again with ``resume=True``
+run loses at most that much work; a SIGTERM or a first Ctrl-C (SIGINT) loses nothing:
+the step under way finishes, ``last.pt`` is written and ``fit`` returns as at the time
+limit (a second signal acts as usual). A run started again with ``resume=True``
 continues at the step where ``last.pt`` was written and ends with the same
 weights as an uninterrupted run: each epoch's shuffling and context masks come
 from a generator seeded by ``(seed, epoch)`` whose state is saved with the
@@ -34,6 +36,8 @@ import logging
 import math
 import os
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -58,6 +62,8 @@ PRECISIONS = ("fp32", "bf16")
 LOSS_PIXELS = ("all", "heldout")
 #: ``precision`` values of a training run: ``"auto"`` picks one of :data:`PRECISIONS`
 TRAIN_PRECISIONS = ("auto", *PRECISIONS)
+#: signals that end ``Trainer.fit`` after the step under way, with ``last.pt`` written
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass
@@ -456,9 +462,15 @@ class Trainer:
         return state
 
     def _train_steps(
-        self, epoch: int, state: _EpochState, deadline: float, progress: Callable[[int], None]
+        self,
+        epoch: int,
+        state: _EpochState,
+        deadline: float,
+        stop: StopRequest,
+        progress: Callable[[int], None],
     ) -> bool:
-        """Run the epoch's remaining steps; return False if stopped at ``deadline``."""
+        """Run the epoch's remaining steps; return False if stopped at ``deadline`` or by
+        a signal."""
         self.model.train()
         last_save = time.perf_counter()
         while state.step < self.n_batches:
@@ -503,7 +515,7 @@ class Trainer:
             now = time.perf_counter()
             state.seconds += now - step_start
             progress(len(values))
-            out_of_time = now >= deadline
+            out_of_time = now >= deadline or stop.received is not None
             if state.step < self.n_batches and (
                 out_of_time or now - last_save >= self.config.checkpoint_every_s
             ):
@@ -565,6 +577,7 @@ class Trainer:
     ) -> History:
         """Train until ``config.epochs``, or until the first step past ``time_limit_s``.
 
+        A SIGTERM or SIGINT stops it like the time limit does (see the module's docstring).
         Returns the history; ``best.pt`` holds the weights of the best epoch and
         ``last.pt`` the state to resume from.
         """
@@ -587,43 +600,82 @@ class Trainer:
             (e["val_loss"] for e in self.history.epochs if _finite(e["val_loss"])),
             default=math.inf,
         )
-        for epoch in remaining:
-            state = self._epoch_state(epoch, saved if epoch == first else None)
-            lr = self.optimizer.param_groups[0]["lr"]
-            if not self._train_steps(epoch, state, deadline, bar.update):
-                break
-            validation_start = time.perf_counter()
-            scores = self.validate()
-            val_loss = scores["val_loss"]
-            if not (math.isfinite(val_loss) and math.isfinite(scores["val_nll_per_pixel"])):
-                raise FloatingPointError(
-                    f"validation loss of epoch {epoch} is not finite ({val_loss}); the run "
-                    f"stops here and {self.out_dir / 'last.pt'} keeps epoch {epoch - 1}; "
-                    "lower the learning rate, set grad_clip or use optimizer='adam'"
+        with StopRequest() as stop:
+            for epoch in remaining:
+                state = self._epoch_state(epoch, saved if epoch == first else None)
+                lr = self.optimizer.param_groups[0]["lr"]
+                if not self._train_steps(epoch, state, deadline, stop, bar.update):
+                    break
+                validation_start = time.perf_counter()
+                scores = self.validate()
+                val_loss = scores["val_loss"]
+                if not (math.isfinite(val_loss) and math.isfinite(scores["val_nll_per_pixel"])):
+                    raise FloatingPointError(
+                        f"validation loss of epoch {epoch} is not finite ({val_loss}); the run "
+                        f"stops here and {self.out_dir / 'last.pt'} keeps epoch {epoch - 1}; "
+                        "lower the learning rate, set grad_clip or use optimizer='adam'"
+                    )
+                self.scheduler.step()
+                seconds = state.seconds + time.perf_counter() - validation_start
+                self.history.epochs.append(
+                    {
+                        "epoch": epoch,
+                        "train_loss": state.total / self.n_batches,
+                        "train_nll_per_pixel": state.total_per_pixel / self.n_batches,
+                        **scores,
+                        "lr": lr,
+                        "seconds": seconds,
+                        "train_images_per_s": len(self.train_values) / state.seconds,
+                    }
                 )
-            self.scheduler.step()
-            seconds = state.seconds + time.perf_counter() - validation_start
-            self.history.epochs.append(
-                {
-                    "epoch": epoch,
-                    "train_loss": state.total / self.n_batches,
-                    "train_nll_per_pixel": state.total_per_pixel / self.n_batches,
-                    **scores,
-                    "lr": lr,
-                    "seconds": seconds,
-                    "train_images_per_s": len(self.train_values) / state.seconds,
-                }
-            )
-            bar.set_postfix(train=f"{state.total / self.n_batches:.1f}", val=f"{val_loss:.1f}")
-            checkpoint = self._checkpoint(epoch)
-            if val_loss < best:
-                best = val_loss
-                _save_atomic({**checkpoint, "optimizer_state": None}, self.out_dir / "best.pt")
-            self._save_last(checkpoint)
-            if time.perf_counter() >= deadline:
-                break
+                bar.set_postfix(train=f"{state.total / self.n_batches:.1f}", val=f"{val_loss:.1f}")
+                checkpoint = self._checkpoint(epoch)
+                if val_loss < best:
+                    best = val_loss
+                    _save_atomic({**checkpoint, "optimizer_state": None}, self.out_dir / "best.pt")
+                self._save_last(checkpoint)
+                if time.perf_counter() >= deadline or stop.received is not None:
+                    break
         bar.close()
+        if stop.received is not None:
+            print(
+                f"{stop.received}: training stopped, {self.out_dir / 'last.pt'} written; "
+                "fit(resume=True) continues from it"
+            )
         return self.history
+
+
+class StopRequest:
+    """Turns the first of :data:`STOP_SIGNALS` into a request to stop, for ``with`` blocks.
+
+    The handler only notes the signal's name in ``received`` and puts the previous handlers
+    back, so a second signal acts as it would have without this (a second Ctrl-C raises
+    ``KeyboardInterrupt`` at once). Python installs handlers only in the main thread:
+    elsewhere this does nothing and signals act as usual.
+    """
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for number in STOP_SIGNALS:
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._restore()
+
+    def _handle(self, number: int, frame: object) -> None:
+        self.received = signal.Signals(number).name
+        self._restore()
+
+    def _restore(self) -> None:
+        for number, handler in self._previous.items():
+            # None: a handler installed from C, which Python cannot put back; the default
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+        self._previous = {}
 
 
 def _cpp_compiler_available() -> bool:

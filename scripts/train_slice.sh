@@ -6,6 +6,9 @@
 # It trains book/results/RUN/ (resuming from its last.pt) until the first step past
 # SLICE_SECONDS (default 3600), with a mid-epoch last.pt every CHECKPOINT_S (default 600),
 # then scores the best checkpoint and stores the executed notebook as book/results/RUN/train.ipynb.
+# To end a slice early without losing a step, send SIGTERM to the notebook's kernel
+# (`pkill -TERM -f ipykernel_launcher`): training stops after the step under way, writes
+# last.pt, and the slice scores and stores its notebook as at the time limit.
 # Commit book/results/RUN/ afterwards: the next slice, on any machine, continues from it.
 set -euo pipefail
 cd "$(dirname "$0")/.."

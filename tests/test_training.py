@@ -1,4 +1,6 @@
 import json
+import os
+import signal
 from dataclasses import replace
 from pathlib import Path
 
@@ -52,6 +54,50 @@ def test_resumed_run_ends_with_same_weights(tiny_gp, tmp_path) -> None:
     assert [e["epoch"] for e in final.epochs] == [1, 2, 3]
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def _signal_during_step(trainer: Trainer, monkeypatch, step: int, *signals: int) -> None:
+    """Make ``trainer`` send itself ``signals`` while it draws the batch of ``step`` (0-based)."""
+    draw = trainer._batch
+
+    def draw_then_signal(state):
+        if state.step == step:
+            for number in signals:
+                os.kill(os.getpid(), number)
+        return draw(state)
+
+    monkeypatch.setattr(trainer, "_batch", draw_then_signal)
+
+
+def test_sigterm_stops_after_the_step_and_the_run_resumes_exactly(
+    tiny_gp, tmp_path, monkeypatch
+) -> None:
+    config = TrainConfig(**EAGER, epochs=2, batch_size=48, optimizer="adam", device="cpu")
+    straight = build_model(1, seed=3, **SMALL)
+    Trainer(straight, tiny_gp, config, tmp_path / "straight").fit(progress=False)
+
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    stopped = Trainer(build_model(1, seed=3, **SMALL), tiny_gp, config, tmp_path / "stopped")
+    _signal_during_step(stopped, monkeypatch, 1, signal.SIGTERM)
+    assert not stopped.fit(progress=False).epochs  # returned: the process lives on
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == handlers
+    checkpoint = torch.load(tmp_path / "stopped" / "last.pt", weights_only=False)
+    assert (checkpoint["epoch"], checkpoint["in_epoch"]["step"]) == (0, 2)  # step 2 finished
+
+    resumed = build_model(1, seed=99, **SMALL)
+    final = Trainer(resumed, tiny_gp, config, tmp_path / "stopped").fit(progress=False)
+    assert [e["epoch"] for e in final.epochs] == [1, 2]
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_second_ctrl_c_interrupts_at_once(tiny_gp, tmp_path, monkeypatch) -> None:
+    config = TrainConfig(**EAGER, epochs=1, batch_size=48, optimizer="adam", device="cpu")
+    trainer = Trainer(build_model(1, seed=3, **SMALL), tiny_gp, config, tmp_path)
+    _signal_during_step(trainer, monkeypatch, 1, signal.SIGINT, signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(progress=False)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_run_killed_at_every_step_ends_like_an_uninterrupted_one(
