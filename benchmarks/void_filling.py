@@ -63,6 +63,7 @@ from npf.raster import (
     CENTRINGS,
     DEFAULT_CHECKPOINT,
     DEFAULT_WINDOW,
+    TREND_PX,
     ExtrapolationWarning,
     Filler,
 )
@@ -126,29 +127,39 @@ def build_methods(
     cubic_bands: Sequence[int] = (3,),
     kriging_margins: Sequence[int] = (8,),
     centrings: Sequence[str] = ("local",),
+    trend_px: Sequence[int] = (TREND_PX,),
 ) -> dict[str, Method]:
-    """The methods by name; several cubic bands, kriging margins, ConvCNP checkpoints or
-    centrings give one method each, named ``cubic-<band>px`` / ``kriging-<margin>px`` (to
-    tune them on training scenes) / ``convcnp[-<label>][-<centring>]``, where ``fillers``
-    maps a checkpoint's label ("" when unlabelled) to its Filler."""
+    """The methods by name; several cubic bands, kriging margins, ConvCNP checkpoints,
+    centrings or trend boxes of the ``filled`` centring give one method each, named
+    ``cubic-<band>px`` / ``kriging-<margin>px`` (to tune them on training scenes) /
+    ``convcnp[-<label>][-<centring>[<trend px>]]``, where ``fillers`` maps a checkpoint's
+    label ("" when unlabelled) to its Filler."""
 
     def variants(name: str, sizes: Sequence[int], fill: Callable) -> dict[str, Method]:
         if len(sizes) == 1:
             return {name: partial(fill, **{keyword[name]: sizes[0]})}
         return {f"{name}-{size}px": partial(fill, **{keyword[name]: size}) for size in sizes}
 
-    def convcnp(filler: Filler, centring: str) -> Method:
-        centred = replace(filler, centring=centring)
+    def convcnp(filler: Filler, centring: str, trend: int) -> Method:
+        centred = replace(filler, centring=centring, trend_px=trend)
         return lambda values, where: fill_convcnp(values, centred, where, window)
+
+    centred = [
+        (centring, trend)
+        for centring in centrings
+        for trend in (trend_px if centring == "filled" else trend_px[:1])
+    ]
 
     keyword = {"cubic": "band", "kriging": "margin"}
     methods: dict[str, Method] = {}
     for name in names:
         if name == "convcnp":
             for tag, filler in fillers.items():
-                for centring in centrings:
-                    shown_centring = centring if len(centrings) > 1 else ""
-                    methods[convcnp_name(tag, shown_centring)] = convcnp(filler, centring)
+                for centring, trend in centred:
+                    suffix = centring if len(centrings) > 1 else ""
+                    if centring == "filled" and len(trend_px) > 1:
+                        suffix = f"{suffix}{trend}"
+                    methods[convcnp_name(tag, suffix)] = convcnp(filler, centring, trend)
         elif name == "gdal":
             methods[name] = fill_gdal
         elif name == "cubic":
@@ -225,6 +236,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=["local"],
         help="how ConvCNP centres values (npf.raster); several give one method each",
     )
+    parser.add_argument(
+        "--trend-px",
+        type=int,
+        nargs="+",
+        default=[TREND_PX],
+        help="boxes (px) smoothing the filled centring's surface; several give one method each",
+    )
     parser.add_argument("--device", default="cpu", help="ConvCNP's device")
     parser.add_argument("--threads", type=int, default=1, help="threads of every method")
     parser.add_argument("--out", type=Path, default=None, help="JSON path")
@@ -243,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.cubic_bands,
         args.kriging_margins,
         args.centrings,
+        args.trend_px,
     )
     scenes: dict[str, dict[str, Any]] = {}
     crops: dict[str, np.ndarray] = {}
@@ -311,6 +330,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "cubic_bands_px": args.cubic_bands,
                 "kriging_margins_px": args.kriging_margins,
                 "centrings": args.centrings,
+                "trend_px": args.trend_px,
                 "threads": args.threads,
                 "min_valid_share": MIN_VALID_SHARE,
             },

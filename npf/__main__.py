@@ -30,6 +30,7 @@ from npf.raster import (
     CENTRINGS,
     DEFAULT_CHECKPOINT,
     DEFAULT_WINDOW,
+    TREND_PX,
     ExtrapolationWarning,
     Filler,
     fill_raster,
@@ -83,7 +84,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             choices=CENTRINGS,
             default="local",
             help="DEM models: centre each pixel on the context mean of a training tile about it "
-            "(local, default) or each window on its own (window)",
+            "(local, default), on a smooth surface through the voids (filled: GDAL's fill "
+            "averaged over --trend-px) or each window on its own (window)",
+        )
+        command.add_argument(
+            "--trend-px",
+            type=int,
+            default=TREND_PX,
+            help="box (px) that smooths the filled centring's surface (default %(default)s)",
         )
         command.add_argument(
             "--compile", action="store_true", help="torch.compile the model (pays on large rasters)"
@@ -114,7 +122,9 @@ def run(args: argparse.Namespace) -> list[str]:
             back_cpu_tensors_with_huge_pages()
         elif args.cpu_memory == "heap":
             serve_cpu_tensors_from_heap()
-    filler = Filler.load(args.checkpoint, args.device, precision, args.compile, args.centring)
+    filler = Filler.load(
+        args.checkpoint, args.device, precision, args.compile, args.centring, args.trend_px
+    )
     options = {"window": args.window, "margin": args.margin, "progress": not args.quiet}
     if args.command == "fill":
         return fill_raster(args.input, args.output, filler, **options)

@@ -11,11 +11,17 @@ by default (``centring="local"``) each pixel is centred on the mean of the valid
 pixels within a training tile about it (:func:`local_context_mean`): the model then
 sees values of the size it was trained on, and the smooth shift surface leaves no
 steps at window borders (windows are read half a tile wider for it, so that a
-windowed fill equals a whole-raster one). ``centring="window"`` subtracts the
-window's own context mean instead (the earlier behaviour; compared on the book's
-void-filling page). Without centring too the result equals a whole-raster
-prediction. Observed pixels keep their value and get std 0; pixels with no valid
-pixel in their window are left nodata.
+windowed fill equals a whole-raster one). Inside a large void that mean comes from the
+few valid pixels at the corners of the tile, however the terrain slopes:
+``centring="filled"`` first fills the voids with GDAL's inverse-distance fill
+(:func:`rasterio.fill.fillnodata`), then averages that over a box of ``trend_px``
+about each pixel (:func:`filled_trend`), so the model predicts residuals from a smooth
+surface that runs through the void
+(windowed and whole-raster fills then agree except near voids cut by a window edge).
+``centring="window"`` subtracts the window's own context mean instead (the earlier
+behaviour). All three are compared on the book's void-filling page. Without centring
+too the result equals a whole-raster prediction. Observed pixels keep their value and
+get std 0; pixels with no valid pixel in their window are left nodata.
 
 What ConvCNP was not trained for is reported as warnings (:class:`ExtrapolationWarning`,
 also stored in the output): voids wider than the training tiles, context denser
@@ -38,6 +44,7 @@ import numpy as np
 import rasterio
 import xarray as xr
 from rasterio.errors import RasterioError
+from rasterio.fill import fillnodata
 from rasterio.windows import Window
 from scipy.ndimage import distance_transform_edt, uniform_filter
 from tqdm.auto import tqdm
@@ -59,7 +66,10 @@ DEFAULT_WINDOW = 512
 #: the study's DEM model (from the ``tfasr`` run), used when no checkpoint is given
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "dem.pt"
 #: how a fill centres the values of a context-centred checkpoint (module docstring)
-CENTRINGS = ("local", "window")
+CENTRINGS = ("local", "filled", "window")
+#: side (px, odd so that the box is centred) of the box that smooths the ``filled``
+#: centring's trend surface
+TREND_PX = 17
 BAND_DESCRIPTIONS = ("mean: filled value (observed pixels unchanged)", "std (0 where observed)")
 
 
@@ -98,6 +108,20 @@ def local_context_mean(values: np.ndarray, size: int = TRAINING_TILE) -> np.ndar
     return shift
 
 
+def filled_trend(
+    values: np.ndarray, size: int = TREND_PX, search: int = 2 * TRAINING_TILE
+) -> np.ndarray:
+    """The mean over a ``size`` x ``size`` box about each pixel of ``values`` with its
+    invalid pixels filled by GDAL's inverse-distance fill (searching ``search`` px; pixels
+    farther from any valid one take the mean of the valid ones)."""
+    valid = np.isfinite(values)
+    if not valid.any():
+        raise ValueError("no valid pixel to centre on")
+    start = np.where(valid, values, values[valid].mean())
+    filled = fillnodata(start, mask=valid.astype(np.uint8), max_search_distance=search)
+    return local_context_mean(filled, size)
+
+
 @dataclass
 class Filler:
     """A single-band ConvCNP ready to fill rasters, and how it centres values."""
@@ -105,10 +129,13 @@ class Filler:
     convcnp: ConvCNP
     path: Path
     centring: str = "local"
+    trend_px: int = TREND_PX
 
     def __post_init__(self) -> None:
         if self.centring not in CENTRINGS:
             raise ValueError(f"unknown centring {self.centring!r}; valid: {', '.join(CENTRINGS)}")
+        if self.trend_px < 1 or self.trend_px % 2 == 0:
+            raise ValueError(f"trend_px must be an odd number of pixels, not {self.trend_px}")
 
     @classmethod
     def load(
@@ -118,6 +145,7 @@ class Filler:
         precision: str = "fp32",
         compile: bool = False,
         centring: str = "local",
+        trend_px: int = TREND_PX,
     ) -> Filler:
         """Load ``path``; raise unless it predicts single-band rasters.
 
@@ -130,7 +158,7 @@ class Filler:
                 f"checkpoint {path} predicts {convcnp.model.y_channels}-channel rasters (data set "
                 f"{convcnp.dataset!r}); filling needs a single-band (e.g. DEM) model"
             )
-        return cls(convcnp, path, centring)
+        return cls(convcnp, path, centring, trend_px)
 
     @property
     def is_dem(self) -> bool:
@@ -148,9 +176,14 @@ class Filler:
             "NPF_DATASET": str(self.convcnp.dataset),
             "NPF_EPOCH": str(self.convcnp.checkpoint.get("epoch")),
             "NPF_PRECISION": self.convcnp.precision,
-            "NPF_CENTRING": self.centring if self.scaling.center_on_context else "none",
+            "NPF_CENTRING": self.centring_label if self.scaling.center_on_context else "none",
             "NPF_VERSION": __version__,
         }
+
+    @property
+    def centring_label(self) -> str:
+        """The centring, with the trend's box for ``filled``."""
+        return f"filled ({self.trend_px} px)" if self.centring == "filled" else self.centring
 
     def valid_values(self, band: np.ma.MaskedArray) -> np.ndarray:
         """A band read with ``masked=True`` as float64, NaN where invalid."""
@@ -162,8 +195,8 @@ class Filler:
 
     @property
     def local(self) -> bool:
-        """Whether each pixel is centred on its own neighbourhood's context mean."""
-        return self.scaling.center_on_context and self.centring == "local"
+        """Whether each pixel is centred on its own neighbourhood (``local`` or ``filled``)."""
+        return self.scaling.center_on_context and self.centring != "window"
 
     @cached_property
     def model_input(self) -> ConvCNP:
@@ -190,6 +223,8 @@ class Filler:
             return 0.0
         if self.centring == "window":
             return float(np.nanmean(values))
+        if self.centring == "filled":
+            return filled_trend(values, self.trend_px)
         return local_context_mean(values)
 
     def predict(

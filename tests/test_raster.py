@@ -27,6 +27,7 @@ from npf.raster import (
     Filler,
     fill_dataarray,
     fill_raster,
+    filled_trend,
     local_context_mean,
 )
 from npf.training import TrainConfig, Trainer, build_model
@@ -170,8 +171,40 @@ def test_local_centring_fills_a_mountain_range_without_window_seams(dem_checkpoi
     by_window = fill_dataarray(data, Filler.load(dem_checkpoint, centring="window"), window=window)
     assert by_window.attrs["NPF_CENTRING"] == "window"
     assert np.abs(by_window["mean"] - whole["mean"]).max() > 1.0
-    with pytest.raises(ValueError, match="unknown centring 'tile'; valid: local, window"):
+    with pytest.raises(ValueError, match="unknown centring 'tile'; valid: local, filled, window"):
         Filler.load(dem_checkpoint, centring="tile")
+
+
+def test_filled_trend_runs_through_a_void_on_a_slope() -> None:
+    """Over a 70-px void in a plane, a tile's context mean sits on the void's rim (far off the
+    plane inside); the filled trend follows the plane, and equals a box mean where all is known."""
+    rows, cols = np.mgrid[:200, :200].astype(float)
+    plane = 3.0 * cols + 0.5 * rows
+    holed = plane.copy()
+    holed[60:130, 60:130] = np.nan
+    inside = np.isnan(holed)
+    local_error = np.abs(local_context_mean(holed) - plane)[inside].mean()
+    trend_error = np.abs(filled_trend(holed, 17) - plane)[inside].mean()
+    assert local_error > 20.0 and trend_error < local_error / 2
+    np.testing.assert_allclose(filled_trend(plane, 17)[20:40, 20:40], plane[20:40, 20:40])
+    with pytest.raises(ValueError, match="no valid pixel"):
+        filled_trend(np.full((4, 4), np.nan))
+
+
+def test_filled_centring_is_recorded_and_checked(dem_checkpoint) -> None:
+    """The filled centring keeps observed pixels, fills every void and names its box."""
+    rows, cols = np.mgrid[:80, :80]
+    values = 500.0 + 35.0 * cols + 20.0 * np.sin(rows / 4.0)
+    values[20:60, 20:60] = np.nan
+    filled = fill_dataarray(
+        xr.DataArray(values, dims=("y", "x")), Filler.load(dem_checkpoint, centring="filled")
+    )
+    assert filled.attrs["NPF_CENTRING"] == "filled (17 px)"
+    known = np.isfinite(values)
+    np.testing.assert_array_equal(filled["mean"].values[known], values[known])
+    assert np.isfinite(filled["mean"]).all() and (filled["std"].values[~known] > 0).all()
+    with pytest.raises(ValueError, match="trend_px must be an odd"):
+        Filler.load(dem_checkpoint, centring="filled", trend_px=16)
 
 
 def test_dataarray_keeps_coordinates_and_attributes(checkpoint) -> None:
