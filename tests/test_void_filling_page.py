@@ -77,3 +77,6 @@ def test_convcnp_centrings_are_named_and_coloured_apart() -> None:
     assert label("convcnp-voids") == "ConvCNP, void-tuned"
     assert colour("convcnp-voids") == colour("convcnp") != colour("convcnp-base")
     assert len({colour(m) for m in ("gdal", "cubic", "kriging", "convcnp")}) == 4
+    assert label("convcnp-raw-filled17") == "ConvCNP, void-tuned on raw context, filled trend 17 px"
+    assert label("convcnp-base-local") == "ConvCNP, tile-trained"
+    assert label("convcnp-new") == "ConvCNP, new"

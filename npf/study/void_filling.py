@@ -28,21 +28,40 @@ from npf.voids import METRICS, Fill, Voids
 LABELS = {"convcnp": "ConvCNP", "gdal": "GDAL fillnodata", "cubic": "cubic", "kriging": "kriging"}
 #: GDAL's fill has no entry in METHOD_COLOURS (it is not a study predictor)
 GDAL_COLOUR = "#8C564B"
-#: the benchmark's names for ConvCNP variants: centrings (``--centrings local window``)
-#: and checkpoints (``--checkpoint base=... voids=...``)
-VARIANTS = {
-    "convcnp-local": "ConvCNP",
-    "convcnp-window": "ConvCNP, window-centred",
-    "convcnp-base": "ConvCNP, tile-trained",
-    "convcnp-voids": "ConvCNP, void-tuned",
+#: the benchmark's names for ConvCNP variants, ``convcnp[-<checkpoint>][-<centring>]``:
+#: checkpoints (``--checkpoint base=... voids=...``) ...
+CHECKPOINT_LABELS = {
+    "base": "tile-trained",
+    "voids": "void-tuned",
+    "raw": "void-tuned on raw context",
 }
+#: ... and centrings (``--centrings local filled window``; the default says nothing)
+CENTRING_LABELS = {"local": "", "window": "window-centred", "filled": "filled trend"}
 #: the variants drawn in the study's ConvCNP colour; the others are grey
 MAIN_CONVCNP = ("convcnp", "convcnp-local", "convcnp-voids")
 
 
 def label(method: str) -> str:
-    """How the page names a benchmark method."""
-    return LABELS.get(method) or VARIANTS.get(method, method)
+    """How the page names a benchmark method, e.g. ``convcnp-voids-filled17``:
+    "ConvCNP, void-tuned, filled trend 17 px"."""
+    if method in LABELS:
+        return LABELS[method]
+    first, *parts = method.split("-")
+    if first != "convcnp":
+        return method
+    words = []
+    for part in parts:
+        centring = part.rstrip("0123456789")
+        if part in CHECKPOINT_LABELS:
+            words.append(CHECKPOINT_LABELS[part])
+        elif centring in CENTRING_LABELS:
+            box = part[len(centring) :]
+            words.append(
+                f"{CENTRING_LABELS[centring]} {box} px" if box else CENTRING_LABELS[centring]
+            )
+        else:
+            words.append(part)
+    return ", ".join(["ConvCNP", *(word for word in words if word)])
 
 
 def colour(method: str) -> str:
