@@ -16,12 +16,12 @@ few valid pixels at the corners of the tile, however the terrain slopes:
 ``centring="filled"`` first fills the voids with GDAL's inverse-distance fill
 (:func:`rasterio.fill.fillnodata`), then averages that over a box of ``trend_px``
 about each pixel (:func:`filled_trend`), so the model predicts residuals from a smooth
-surface that runs through the void
-(windowed and whole-raster fills then agree except near voids cut by a window edge).
-``centring="window"`` subtracts the window's own context mean instead (the earlier
-behaviour). All three are compared on the book's void-filling page. Without centring
-too the result equals a whole-raster prediction. Observed pixels keep their value and
-get std 0; pixels with no valid pixel in their window are left nodata.
+surface that runs through the void (windowed and whole-raster fills then agree except
+near voids cut by a window edge). ``centring="window"`` subtracts the window's own
+context mean instead (the earlier behaviour). ``benchmarks/void_filling.py --centrings``
+compares them. Without centring too the result equals a whole-raster prediction.
+Observed pixels keep their value and get std 0; pixels with no valid pixel in their
+window are left nodata.
 
 What ConvCNP was not trained for is reported as warnings (:class:`ExtrapolationWarning`,
 also stored in the output): voids wider than the training tiles, context denser
