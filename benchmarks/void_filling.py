@@ -7,6 +7,8 @@ Run by hand, never from the test suite::
         --scenes Mandakini --window 256 --seeds 0 --out /tmp/void-filling.json
     .venv/bin/python benchmarks/void_filling.py \\
         --checkpoint base=npf/checkpoints/dem.pt voids=runs/tfasr-voids/best.pt
+    .venv/bin/python benchmarks/void_filling.py --fit-std-calibration --centrings filled \\
+        --scenes Mega_divide bigtujunga srtm3_S36E149 srtm3_N49W123 baltoro_srtm_clip
 
 Each scene (default: the study's test scenes, ``test_scenes`` in
 ``data/tfasr/tiling.json``, read from ``--dem-dir``, by default ``data/dem``) gives one
@@ -30,6 +32,14 @@ around each void). Pixels count as square, also in geographic CRSs; the JSON rec
 each crop's ground resolution. Every method runs on ``--threads`` threads (default 1,
 as in ``prediction_cost.py``, whose ``pin_threads`` restarts the script with the
 thread variables set), after one untimed warm-up run.
+
+ConvCNP's std is scaled by the calibration stored beside its checkpoint for its centring
+(:mod:`npf.std_calibration`), if any; ``--std-calibration both`` adds each ConvCNP method
+once more without it (``...-uncalibrated``). ``--fit-std-calibration`` fits those
+calibrations instead of comparing: on the ``--scenes`` given (training scenes only; the
+test scenes are refused), every ConvCNP method fills the voids with its own std, and
+the standardised errors by void width give each checkpoint and centring its
+factors, written beside the checkpoint.
 
 Writes ``benchmarks/results/void-filling-<date>.json`` unless ``--out`` says otherwise.
 """
@@ -67,6 +77,7 @@ from npf.raster import (
     ExtrapolationWarning,
     Filler,
 )
+from npf.std_calibration import fit_std_calibration, write_calibration
 from npf.study.void_filling import as_records, scores_table
 from npf.training import write_json_atomic
 from npf.voids import (
@@ -78,6 +89,7 @@ from npf.voids import (
     fill_kriging,
     make_voids,
     pool,
+    standardised_errors,
 )
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
@@ -128,38 +140,40 @@ def build_methods(
     kriging_margins: Sequence[int] = (8,),
     centrings: Sequence[str] = ("local",),
     trend_px: Sequence[int] = (TREND_PX,),
+    std_calibration: str = "on",
 ) -> dict[str, Method]:
     """The methods by name; several cubic bands, kriging margins, ConvCNP checkpoints,
     centrings or trend boxes of the ``filled`` centring give one method each, named
     ``cubic-<band>px`` / ``kriging-<margin>px`` (to tune them on training scenes) /
-    ``convcnp[-<label>][-<centring>[<trend px>]]``, where ``fillers`` maps a checkpoint's
-    label ("" when unlabelled) to its Filler."""
+    ``convcnp[-<label>][-<centring>[<trend px>]][-uncalibrated]``, where ``fillers`` maps a
+    checkpoint's label ("" when unlabelled) to its Filler; ``std_calibration`` is "on"
+    (the calibration stored for the centring, if any), "off" or "both" (a method each)."""
 
     def variants(name: str, sizes: Sequence[int], fill: Callable) -> dict[str, Method]:
         if len(sizes) == 1:
             return {name: partial(fill, **{keyword[name]: sizes[0]})}
         return {f"{name}-{size}px": partial(fill, **{keyword[name]: size}) for size in sizes}
 
-    def convcnp(filler: Filler, centring: str, trend: int) -> Method:
-        centred = replace(filler, centring=centring, trend_px=trend)
+    def convcnp(filler: Filler, centring: str, trend: int, calibrated: bool) -> Method:
+        centred = replace(filler, centring=centring, trend_px=trend, calibrate_std=calibrated)
         return lambda values, where: fill_convcnp(values, centred, where, window)
 
-    centred = [
-        (centring, trend)
-        for centring in centrings
-        for trend in (trend_px if centring == "filled" else trend_px[:1])
-    ]
+    calibrations = {"on": (True,), "off": (False,), "both": (True, False)}[std_calibration]
 
     keyword = {"cubic": "band", "kriging": "margin"}
     methods: dict[str, Method] = {}
     for name in names:
         if name == "convcnp":
             for tag, filler in fillers.items():
-                for centring, trend in centred:
+                for centring, trend in centring_variants(centrings, trend_px):
                     suffix = centring if len(centrings) > 1 else ""
                     if centring == "filled" and len(trend_px) > 1:
                         suffix = f"{suffix}{trend}"
-                    methods[convcnp_name(tag, suffix)] = convcnp(filler, centring, trend)
+                    for calibrated in calibrations:
+                        name = convcnp_name(tag, suffix)
+                        if len(calibrations) > 1 and not calibrated:
+                            name = f"{name}-uncalibrated"
+                        methods[name] = convcnp(filler, centring, trend, calibrated)
         elif name == "gdal":
             methods[name] = fill_gdal
         elif name == "cubic":
@@ -167,6 +181,58 @@ def build_methods(
         elif name == "kriging":
             methods |= variants(name, kriging_margins, fill_kriging)
     return methods
+
+
+def centring_variants(centrings: Sequence[str], trend_px: Sequence[int]) -> list[tuple[str, int]]:
+    """(centring, trend box) pairs: each trend box for ``filled``, one for the others."""
+    return [
+        (centring, trend)
+        for centring in centrings
+        for trend in (trend_px if centring == "filled" else trend_px[:1])
+    ]
+
+
+def fit_std_calibrations(
+    crops: Mapping[str, np.ndarray],
+    fillers: Mapping[str, Filler],
+    args: argparse.Namespace,
+) -> None:
+    """Fit and store the std calibration of every checkpoint and centring on ``crops``
+    (:mod:`npf.std_calibration`), from ConvCNP fills with the model's own std."""
+    fitted_on = {
+        "command": " ".join(["python", "benchmarks/void_filling.py", *sys.argv[1:]]),
+        "environment": provenance.environment(args.device),
+        "scenes": list(crops),
+        "window": args.window,
+        "shares": args.shares,
+        "seeds": args.seeds,
+    }
+    for tag, filler in fillers.items():
+        for centring, trend in centring_variants(args.centrings, args.trend_px):
+            own = replace(filler, centring=centring, trend_px=trend, calibrate_std=False)
+            errors, widths = [], []
+            for name, values in crops.items():
+                for share in args.shares:
+                    for seed in args.seeds:
+                        try:
+                            voids = make_voids(values, share, seed)
+                        except ValueError as error:  # a small scene: too little room
+                            print(f"skipping {name} share {share:g} seed {seed}: {error}")
+                            continue
+                        holed = voids.apply(values)
+                        fill = fill_convcnp(holed, own, voids.mask, args.convcnp_window)
+                        error, width = standardised_errors(values, holed, fill, voids.mask)
+                        errors.append(error)
+                        widths.append(width)
+            calibration = fit_std_calibration(
+                np.concatenate(errors), np.concatenate(widths), fitted_on=fitted_on
+            )
+            path = write_calibration(own.path, own.centring_label, calibration)
+            print(f"{convcnp_name(tag)} [{own.centring_label}] -> {shown(path)}")
+            for width, factor, pixels in zip(
+                calibration.widths_px, calibration.factors, calibration.pixels, strict=True
+            ):
+                print(f"  voids {width:5.1f} px wide: std x {factor:.3f} ({pixels} pixels)")
 
 
 def convcnp_name(tag: str, centring: str = "") -> str:
@@ -196,6 +262,9 @@ def checkpoint_record(path: Path, filler: Filler) -> dict[str, Any]:
         "scaling": {
             "scale": filler.scaling.scale,
             "center_on_context": filler.scaling.center_on_context,
+        },
+        "std_calibrations": {
+            label: calibration.to_json() for label, calibration in filler.calibrations.items()
         },
     }
 
@@ -243,6 +312,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=[TREND_PX],
         help="boxes (px) smoothing the filled centring's surface; several give one method each",
     )
+    parser.add_argument(
+        "--std-calibration",
+        choices=("on", "off", "both"),
+        default="on",
+        help="scale ConvCNP's std by the calibration stored beside its checkpoint (on), "
+        "not (off) or both, as two methods",
+    )
+    parser.add_argument(
+        "--fit-std-calibration",
+        action="store_true",
+        help="fit and store ConvCNP's std calibrations on --scenes (training scenes) "
+        "instead of comparing",
+    )
     parser.add_argument("--device", default="cpu", help="ConvCNP's device")
     parser.add_argument("--threads", type=int, default=1, help="threads of every method")
     parser.add_argument("--out", type=Path, default=None, help="JSON path")
@@ -262,7 +344,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.kriging_margins,
         args.centrings,
         args.trend_px,
+        args.std_calibration,
     )
+    if args.fit_std_calibration:
+        if not fillers:
+            raise SystemExit("error: --fit-std-calibration needs the convcnp method")
+        if not args.scenes or set(args.scenes) & set(default_scenes()):
+            raise SystemExit(
+                "error: --fit-std-calibration needs --scenes, none of them a test scene "
+                f"({', '.join(default_scenes())})"
+            )
     scenes: dict[str, dict[str, Any]] = {}
     crops: dict[str, np.ndarray] = {}
     for name in args.scenes or default_scenes():
@@ -278,8 +369,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"skipping {name}: {scenes[name]['skipped']} ({path})", file=sys.stderr)
     if not crops:
         raise SystemExit(f"no usable scene in {args.dem_dir}")
-
     warnings.simplefilter("ignore", ExtrapolationWarning)  # kept as notes, printed at the end
+    if args.fit_std_calibration:
+        fit_std_calibrations(crops, fillers, args)
+        return
+
     warm_up(methods)
     load_before = os.getloadavg()
     runs, results = [], {share: [] for share in args.shares}
@@ -331,6 +425,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "kriging_margins_px": args.kriging_margins,
                 "centrings": args.centrings,
                 "trend_px": args.trend_px,
+                "std_calibration": args.std_calibration,
                 "threads": args.threads,
                 "min_valid_share": MIN_VALID_SHARE,
             },

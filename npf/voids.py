@@ -50,6 +50,7 @@ from npf.kriging import (
 )
 from npf.metrics import coverage, mae, nll, rmse
 from npf.raster import DEFAULT_WINDOW, Filler, fill_dataarray
+from npf.std_calibration import void_width
 
 #: Edges (px) of the void size classes: equivalent diameters 3-5, 5-10, ..., 40-60.
 SIZE_EDGES = (3.0, 5.0, 10.0, 20.0, 40.0, 60.0)
@@ -484,6 +485,19 @@ def fill_convcnp(
     mean = keep_filled(values, where, filled["mean"].values)
     std = keep_filled(np.where(np.isnan(values), np.nan, 0.0), where, filled["std"].values)
     return Fill(mean, std, notes)
+
+
+def standardised_errors(
+    truth: Raster, holed: np.ndarray, fill: Fill, where: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """On the void pixels ``where``: ``(truth - mean) / std`` of ``fill``, and the width
+    (px) of each pixel's void in ``holed`` (:func:`npf.std_calibration.void_width`): what
+    :func:`npf.std_calibration.fit_std_calibration` takes."""
+    if fill.std is None:
+        raise ValueError("the fill has no std")
+    truth = as_values(truth)
+    errors = (truth[where] - fill.mean[where]) / fill.std[where]
+    return errors, void_width(np.isfinite(holed))[where]
 
 
 def score(
