@@ -8,7 +8,8 @@
 Both write a 2-band float32 GeoTIFF: the prediction (observed pixels unchanged)
 and its standard deviation (0 where observed); see :mod:`npf.raster` and
 :mod:`npf.gridding`. Without ``--checkpoint`` they use the study's DEM model
-shipped with the package (``npf/checkpoints/dem.pt``).
+shipped with the package (``npf/checkpoints/dem-voids.pt`` for ``fill``, tuned on
+voids; ``npf/checkpoints/dem.pt`` for ``grid``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from npf.raster import (
     CENTRINGS,
     DEFAULT_CHECKPOINT,
     DEFAULT_WINDOW,
+    FILL_CENTRING,
+    FILL_CHECKPOINT,
     TREND_PX,
     ExtrapolationWarning,
     Filler,
@@ -46,6 +49,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", required=True)
     fill = commands.add_parser("fill", help="predict every nodata pixel of a single-band GeoTIFF")
     fill.add_argument("input", type=Path, help="single-band GeoTIFF with voids")
+    fill.add_argument(
+        "--no-std-calibration",
+        action="store_true",
+        help="leave the model's std as it is (default: scaled by the calibration stored "
+        "beside the checkpoint for its centring, <checkpoint>.std.json, if any)",
+    )
     grid = commands.add_parser("grid", help="grid scattered points (CSV or vector file)")
     grid.add_argument(
         "points", type=Path, help="CSV with columns x, y, value, or a vector file of points (.gpkg)"
@@ -64,8 +73,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         command.add_argument(
             "--checkpoint",
             type=Path,
-            default=DEFAULT_CHECKPOINT,
-            help="best.pt of a run (default: the study's DEM model shipped with npf)",
+            default=FILL_CHECKPOINT if command is fill else DEFAULT_CHECKPOINT,
+            help="best.pt of a run (default: the DEM model shipped with npf for the command: "
+            "void-tuned for fill, npf/checkpoints/dem-voids.pt; the study's for grid, "
+            "npf/checkpoints/dem.pt)",
         )
         command.add_argument(
             "--window", type=int, default=DEFAULT_WINDOW, help="px per window (default %(default)s)"
@@ -82,10 +93,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         command.add_argument(
             "--centring",
             choices=CENTRINGS,
-            default="local",
-            help="DEM models: centre each pixel on the context mean of a training tile about it "
-            "(local, default), on a smooth surface through the voids (filled: GDAL's fill "
-            "averaged over --trend-px) or each window on its own (window)",
+            default=FILL_CENTRING if command is fill else "local",
+            help="DEM models: centre each pixel on a smooth surface through the voids (filled: "
+            "GDAL's fill averaged over --trend-px; the default of fill), on the context mean of "
+            "a training tile about it (local; the default of grid) or each window on its own "
+            "(window)",
         )
         command.add_argument(
             "--trend-px",
@@ -123,7 +135,13 @@ def run(args: argparse.Namespace) -> list[str]:
         elif args.cpu_memory == "heap":
             serve_cpu_tensors_from_heap()
     filler = Filler.load(
-        args.checkpoint, args.device, precision, args.compile, args.centring, args.trend_px
+        args.checkpoint,
+        args.device,
+        precision,
+        args.compile,
+        args.centring,
+        args.trend_px,
+        calibrate_std=args.command == "fill" and not args.no_std_calibration,
     )
     options = {"window": args.window, "margin": args.margin, "progress": not args.quiet}
     if args.command == "fill":

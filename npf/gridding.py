@@ -16,7 +16,7 @@ import csv
 import math
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -211,6 +211,11 @@ def grid_points(
     ``value``). Writes the same two bands as :func:`npf.raster.fill_raster`; returns its
     warnings.
     """
+    # std calibrations are fitted on voids in known terrain, not on scattered points
+    if isinstance(checkpoint, Filler):
+        checkpoint = replace(checkpoint, calibrate_std=False)
+    else:
+        checkpoint = Filler.load(checkpoint, device, centring="local", calibrate_std=False)
     source = None if isinstance(points, Points) else Path(points)
     if source is not None:
         points = read_points(source)

@@ -7,7 +7,7 @@ pixels, and only its centre is kept, so memory stays bounded by one window.
 
 Checkpoints trained to centre on the context (DEMs) saw ``(y - shift) / scale`` with
 ``shift`` the context mean of one 64-px training tile. A window is far larger, so
-by default (``centring="local"``) each pixel is centred on the mean of the valid
+with ``centring="local"`` each pixel is centred on the mean of the valid
 pixels within a training tile about it (:func:`local_context_mean`): the model then
 sees values of the size it was trained on, and the smooth shift surface leaves no
 steps at window borders (windows are read half a tile wider for it, so that a
@@ -17,19 +17,29 @@ few valid pixels at the corners of the tile, however the terrain slopes:
 (:func:`rasterio.fill.fillnodata`), then averages that over a box of ``trend_px``
 about each pixel (:func:`filled_trend`), so the model predicts residuals from a smooth
 surface that runs through the void (windowed and whole-raster fills then agree except
-near voids cut by a window edge). ``centring="window"`` subtracts the window's own
-context mean instead (the earlier behaviour). ``benchmarks/void_filling.py --centrings``
-compares them. Without centring too the result equals a whole-raster prediction.
+near voids cut by a window edge). ``filled`` is the default for filling voids
+(:data:`FILL_CENTRING`: in the voids of five training scenes it cut the ConvCNP's RMSE
+by 26-31 % against ``local``); gridding scattered points keeps ``local``, the centring
+nearest to training. ``centring="window"`` subtracts the window's own context mean
+instead (the earlier behaviour). ``benchmarks/void_filling.py --centrings`` compares
+them. Without centring too the result equals a whole-raster prediction.
 Observed pixels keep their value and get std 0; pixels with no valid pixel in their
 window are left nodata.
+
+Where a calibration is stored beside the checkpoint for the fill's centring
+(``<checkpoint>.std.json``, :mod:`npf.std_calibration`), the std of each void is scaled by
+a factor for the void's width, fitted on training scenes; ``calibrate_std=False`` keeps
+the model's own std.
 
 What ConvCNP was not trained for is reported as warnings (:class:`ExtrapolationWarning`,
 also stored in the output): voids wider than the training tiles, context denser
 than in training, and values far from the context mean they are centred on, in
 model units.
 
-Without a checkpoint, the DEM model shipped in ``npf/checkpoints/dem.pt`` is used
-(:data:`DEFAULT_CHECKPOINT`; its README says which run and epoch it comes from).
+Without a checkpoint, filling uses the void-tuned DEM model shipped in
+``npf/checkpoints/dem-voids.pt`` (:data:`FILL_CHECKPOINT`) and gridding the study's DEM
+model ``npf/checkpoints/dem.pt`` (:data:`DEFAULT_CHECKPOINT`); their README says which
+runs and epochs they come from.
 """
 
 from __future__ import annotations
@@ -54,6 +64,7 @@ from npf.data.tiling import crs_problem, decode
 from npf.model import DepthwiseSeparableConv2d, GridConvCNP
 from npf.predictors import ConvCNP, Tasks
 from npf.scaling import ValueScaling
+from npf.std_calibration import StdCalibration, calibration_path, read_calibrations
 
 #: side of the tiles the DEM model was trained on (px)
 TRAINING_TILE = 64
@@ -63,10 +74,17 @@ FAR_VALUE_SCALES = 10.0
 #: px per window: at 512 a 1,201 x 1,201 scene takes 9 windows and 1.7 GiB, at 256 it takes
 #: 25 windows, 11-20 % longer in fp32 and 0.6 GiB less (benchmarks/fill_speed.py)
 DEFAULT_WINDOW = 512
-#: the study's DEM model (from the ``tfasr`` run), used when no checkpoint is given
+#: the study's DEM model (from the ``tfasr`` run), used for gridding points when no
+#: checkpoint is given
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "dem.pt"
+#: that model after 4 epochs with half of the tasks being voids (the ``tfasr-voids`` run),
+#: used for filling voids when no checkpoint is given: more accurate in voids, less so on
+#: scattered points
+FILL_CHECKPOINT = Path(__file__).parent / "checkpoints" / "dem-voids.pt"
 #: how a fill centres the values of a context-centred checkpoint (module docstring)
 CENTRINGS = ("local", "filled", "window")
+#: the centring of a fill unless told otherwise (gridding points uses ``local``)
+FILL_CENTRING = "filled"
 #: side (px, odd so that the box is centred) of the box that smooths the ``filled``
 #: centring's trend surface
 TREND_PX = 17
@@ -128,8 +146,12 @@ class Filler:
 
     convcnp: ConvCNP
     path: Path
-    centring: str = "local"
+    centring: str = FILL_CENTRING
     trend_px: int = TREND_PX
+    #: std calibrations by centring label (:mod:`npf.std_calibration`), read from beside
+    #: the checkpoint; ``calibrate_std=False`` leaves the model's std as it is
+    calibrations: dict[str, StdCalibration] = field(default_factory=dict)
+    calibrate_std: bool = True
 
     def __post_init__(self) -> None:
         if self.centring not in CENTRINGS:
@@ -144,10 +166,12 @@ class Filler:
         device: str = "cpu",
         precision: str = "fp32",
         compile: bool = False,
-        centring: str = "local",
+        centring: str = FILL_CENTRING,
         trend_px: int = TREND_PX,
+        calibrate_std: bool = True,
     ) -> Filler:
-        """Load ``path``; raise unless it predicts single-band rasters.
+        """Load ``path`` and the std calibrations stored beside it; raise unless it
+        predicts single-band rasters.
 
         ``precision`` and ``compile``: as for :class:`~npf.predictors.ConvCNP`.
         """
@@ -158,7 +182,7 @@ class Filler:
                 f"checkpoint {path} predicts {convcnp.model.y_channels}-channel rasters (data set "
                 f"{convcnp.dataset!r}); filling needs a single-band (e.g. DEM) model"
             )
-        return cls(convcnp, path, centring, trend_px)
+        return cls(convcnp, path, centring, trend_px, read_calibrations(path), calibrate_std)
 
     @property
     def is_dem(self) -> bool:
@@ -177,6 +201,11 @@ class Filler:
             "NPF_EPOCH": str(self.convcnp.checkpoint.get("epoch")),
             "NPF_PRECISION": self.convcnp.precision,
             "NPF_CENTRING": self.centring_label if self.scaling.center_on_context else "none",
+            "NPF_STD_CALIBRATION": (
+                f"{calibration_path(self.path).resolve()} [{self.centring_label}]"
+                if self.std_calibration
+                else "none"
+            ),
             "NPF_VERSION": __version__,
         }
 
@@ -184,6 +213,11 @@ class Filler:
     def centring_label(self) -> str:
         """The centring, with the trend's box for ``filled``."""
         return f"filled ({self.trend_px} px)" if self.centring == "filled" else self.centring
+
+    @property
+    def std_calibration(self) -> StdCalibration | None:
+        """The calibration applied to the std: the one stored for this centring, if any."""
+        return self.calibrations.get(self.centring_label) if self.calibrate_std else None
 
     def valid_values(self, band: np.ma.MaskedArray) -> np.ndarray:
         """A band read with ``masked=True`` as float64, NaN where invalid."""
@@ -243,6 +277,8 @@ class Filler:
         prediction = self.model_input.predict(Tasks.of_raster(values - shift, context))
         mean = prediction.mean[0, 0].astype(np.float64) + shift
         std = prediction.std[0, 0].astype(np.float64)
+        if self.std_calibration is not None:
+            std = self.std_calibration.apply(std, context)
         return np.where(context, values, mean), np.where(context, 0.0, std)
 
 
@@ -395,14 +431,14 @@ def fill_windows(
 
 def open_filler(checkpoint: str | Path | Filler, device: str = "cpu") -> Filler:
     """``checkpoint`` itself if already loaded, else the single-band model stored there
-    (local centring; load a :class:`Filler` yourself for other settings)."""
+    (default settings; load a :class:`Filler` yourself for others)."""
     return checkpoint if isinstance(checkpoint, Filler) else Filler.load(checkpoint, device)
 
 
 def fill_raster(
     source: str | Path,
     destination: str | Path,
-    checkpoint: str | Path | Filler = DEFAULT_CHECKPOINT,
+    checkpoint: str | Path | Filler = FILL_CHECKPOINT,
     window: int = DEFAULT_WINDOW,
     margin: int | None = None,
     device: str = "cpu",
@@ -476,7 +512,7 @@ def fill_raster(
 
 def fill_dataarray(
     data: xr.DataArray,
-    checkpoint: str | Path | Filler = DEFAULT_CHECKPOINT,
+    checkpoint: str | Path | Filler = FILL_CHECKPOINT,
     window: int = DEFAULT_WINDOW,
     margin: int | None = None,
     device: str = "cpu",

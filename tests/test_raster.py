@@ -23,6 +23,7 @@ from npf.acceleration import native_bf16
 from npf.gridding import Grid, grid_points, read_points
 from npf.raster import (
     DEFAULT_CHECKPOINT,
+    FILL_CHECKPOINT,
     ExtrapolationWarning,
     Filler,
     fill_dataarray,
@@ -162,7 +163,7 @@ def test_local_centring_fills_a_mountain_range_without_window_seams(dem_checkpoi
     values = 500.0 + 35.0 * cols + 20.0 * np.sin(rows / 4.0)
     values[np.random.default_rng(1).random(values.shape) < 0.85] = np.nan
     data = xr.DataArray(values, dims=("y", "x"))
-    local = Filler.load(dem_checkpoint)
+    local = Filler.load(dem_checkpoint, centring="local")
     whole = fill_dataarray(data, local, window=1000)
     windowed = fill_dataarray(data, local, window=window)
     np.testing.assert_allclose(windowed["mean"], whole["mean"], atol=1e-3)
@@ -456,8 +457,8 @@ def test_rejects_vector_files_that_hold_no_usable_points(checkpoint, tmp_path) -
         read_points(tmp_path / "broken.gpkg")
 
 
-def test_shipped_dem_checkpoint_fills_without_a_checkpoint_argument(tmp_path) -> None:
-    filler = Filler.load(DEFAULT_CHECKPOINT)
+def test_shipped_dem_checkpoints_fill_and_grid_without_a_checkpoint_argument(tmp_path) -> None:
+    filler = Filler.load(FILL_CHECKPOINT)
     assert filler.is_dem and filler.convcnp.model.y_channels == 1
     band = (1500 + 200 * field(48, 48)).astype(np.float32)
     band[20:28, 20:28] = NODATA
@@ -465,12 +466,23 @@ def test_shipped_dem_checkpoint_fills_without_a_checkpoint_argument(tmp_path) ->
     assert main(["fill", str(source), "-o", str(tmp_path / "out.tif"), "--quiet"]) == 0
     bands, meta = read_output(tmp_path / "out.tif")
     assert meta["tags"]["NPF_DATASET"] == "tfasr"
-    assert Path(meta["tags"]["NPF_CHECKPOINT"]) == DEFAULT_CHECKPOINT.resolve()
+    assert Path(meta["tags"]["NPF_CHECKPOINT"]) == FILL_CHECKPOINT.resolve()
+    # the default centring, and the std calibration shipped beside the model for it
+    assert meta["tags"]["NPF_CENTRING"] == "filled (17 px)"
+    assert meta["tags"]["NPF_STD_CALIBRATION"].endswith("dem-voids.std.json [filled (17 px)]")
     # --precision auto: bf16 where the CPU multiplies bf16 natively
     assert meta["tags"]["NPF_PRECISION"] == ("bf16" if native_bf16() else "fp32")
     hole = bands[:, 20:28, 20:28]
     # a DEM model fills a small hole in a smooth 1,300-1,700 m surface with nearby elevations
     assert (np.abs(hole[0] - 1500) < 500).all() and (hole[1] > 0).all()
+    # gridding points takes the study's model, trained on scattered contexts, and local centring
+    csv = tmp_path / "points.csv"
+    csv.write_text("x,y,value\n500100,5199900,1200\n500600,5199500,1300\n")
+    grid = ["grid", str(csv), "-o", str(tmp_path / "grid.tif"), "--like", str(source), "--quiet"]
+    assert main(grid) == 0
+    tags = read_output(tmp_path / "grid.tif")[1]["tags"]
+    assert Path(tags["NPF_CHECKPOINT"]) == DEFAULT_CHECKPOINT.resolve()
+    assert tags["NPF_CENTRING"] == "local" and tags["NPF_STD_CALIBRATION"] == "none"
 
 
 def test_fast_settings_predict_what_the_exact_ones_do(checkpoint) -> None:
