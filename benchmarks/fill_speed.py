@@ -52,6 +52,8 @@ VARIANTS = {
     "bf16-compile-512": ("bf16", True, 512, "local", "huge-pages"),
     "bf16-768": ("bf16", False, 768, "local", "huge-pages"),
     "bf16-512-window": ("bf16", False, 512, "window", "huge-pages"),
+    "fp32-512-filled": ("fp32", False, 512, "filled", "huge-pages"),
+    "bf16-512-filled": ("bf16", False, 512, "filled", "huge-pages"),
 }
 
 

@@ -8,9 +8,11 @@ import matplotlib
 import numpy as np
 import xarray as xr
 
+from npf.std_calibration import StdCalibration
 from npf.study.void_filling import (
     as_dataset,
     as_records,
+    calibration_table,
     colour,
     label,
     plot_example_fill,
@@ -71,12 +73,26 @@ def test_table_and_figures_show_every_method() -> None:
 
 
 def test_convcnp_centrings_are_named_and_coloured_apart() -> None:
-    assert label("convcnp-local") == label("convcnp") == "ConvCNP"
+    assert label("convcnp") == "ConvCNP"
+    assert label("convcnp-local") == "ConvCNP, local mean"
     assert label("convcnp-window") == "ConvCNP, window-centred"
-    assert colour("convcnp-local") == colour("convcnp") != colour("convcnp-window")
+    assert colour("convcnp-filled") == colour("convcnp") != colour("convcnp-window")
+    assert colour("convcnp-local") != colour("convcnp")
     assert label("convcnp-voids") == "ConvCNP, void-tuned"
-    assert colour("convcnp-voids") == colour("convcnp") != colour("convcnp-base")
+    assert label("convcnp-voids-filled") == "ConvCNP, void-tuned, filled trend"
+    assert colour("convcnp-voids-filled") == colour("convcnp") != colour("convcnp-voids-local")
+    assert colour("convcnp-base-filled") != colour("convcnp")
+    uncalibrated = "convcnp-voids-filled-uncalibrated"
+    assert label(uncalibrated) == "ConvCNP, void-tuned, filled trend, uncalibrated"
+    assert colour(uncalibrated) != colour("convcnp")
     assert len({colour(m) for m in ("gdal", "cubic", "kriging", "convcnp")}) == 4
     assert label("convcnp-raw-filled17") == "ConvCNP, void-tuned on raw context, filled trend 17 px"
-    assert label("convcnp-base-local") == "ConvCNP, tile-trained"
+    assert label("convcnp-base-local") == "ConvCNP, tile-trained, local mean"
     assert label("convcnp-new") == "ConvCNP, new"
+
+
+def test_calibration_table_lists_each_factor_by_width() -> None:
+    table = calibration_table(
+        {"void-tuned, filled": StdCalibration((2.8, 34.0), (0.95, 1.41), (40_000, 30_000))}
+    )
+    assert table.splitlines()[2] == "| void-tuned, filled | 3 px: ×0.95, 34 px: ×1.41 | 70,000 |"

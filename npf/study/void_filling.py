@@ -20,6 +20,7 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
+from npf.std_calibration import StdCalibration
 from npf.study.figures import FONT, PAGE_WIDTH, SMALL, method_colour
 from npf.study.tables import METRIC_LABELS, UNIT_METRICS, markdown_table
 from npf.voids import METRICS, Fill, Voids
@@ -35,10 +36,10 @@ CHECKPOINT_LABELS = {
     "voids": "void-tuned",
     "raw": "void-tuned on raw context",
 }
-#: ... and centrings (``--centrings local filled window``; the default says nothing)
-CENTRING_LABELS = {"local": "", "window": "window-centred", "filled": "filled trend"}
+#: ... and centrings (``--centrings local filled window``)
+CENTRING_LABELS = {"local": "local mean", "window": "window-centred", "filled": "filled trend"}
 #: the variants drawn in the study's ConvCNP colour; the others are grey
-MAIN_CONVCNP = ("convcnp", "convcnp-local", "convcnp-voids")
+MAIN_CONVCNP = ("convcnp", "convcnp-filled", "convcnp-voids-filled")
 
 
 def label(method: str) -> str:
@@ -65,8 +66,8 @@ def label(method: str) -> str:
 
 
 def colour(method: str) -> str:
-    """The study's colour of the method: ConvCNP's for the main ConvCNP variant (local
-    centring, void-tuned), grey for the others, brown for GDAL."""
+    """The study's colour of the method: ConvCNP's for the main ConvCNP variant (filled
+    trend centring, void-tuned), grey for the others, brown for GDAL."""
     if method == "gdal":
         return GDAL_COLOUR
     return method_colour("convcnp" if method in MAIN_CONVCNP else method)
@@ -160,6 +161,23 @@ def scores_table(pooled: xr.Dataset, units: str = "m") -> str:
     return markdown_table(header, rows)
 
 
+def calibration_table(calibrations: Mapping[str, StdCalibration]) -> str:
+    """Markdown: for each calibration (by the name the page gives it), the std factor at
+    each void width it was fitted at, and the void pixels behind it."""
+    rows = [
+        [
+            name,
+            ", ".join(
+                f"{width:.0f} px: ×{factor:.2f}"
+                for width, factor in zip(calibration.widths_px, calibration.factors, strict=True)
+            ),
+            f"{sum(calibration.pixels):,}",
+        ]
+        for name, calibration in calibrations.items()
+    ]
+    return markdown_table(["model and centring", "std factor by void width", "pixels"], rows)
+
+
 def _cell(value: xr.DataArray, style: str = ".1f") -> str:
     return f"{float(value):{style}}" if np.isfinite(value) else "–"
 
@@ -170,8 +188,12 @@ def plot_scores_by_size(pooled: xr.Dataset, units: str = "m") -> Figure:
     fig, axes = plt.subplots(
         2, 2, figsize=(PAGE_WIDTH, 6.6), sharex=True, layout="constrained", squeeze=False
     )
+    methods = list(map(str, pooled["fill_method"].values))
+    # the grey ConvCNP variants told apart by their lines
+    greys = [m for m in methods if m.startswith("convcnp") and m not in MAIN_CONVCNP]
+    styles = {m: ("--", ":", "-.")[i % 3] for i, m in enumerate(greys)}
     for ax, metric in zip(axes.flat, METRICS, strict=True):
-        for method in map(str, pooled["fill_method"].values):
+        for method in methods:
             values = pooled[metric].sel(fill_method=method, size_class=classes).values
             if not np.isfinite(values).any():
                 continue
@@ -180,6 +202,7 @@ def plot_scores_by_size(pooled: xr.Dataset, units: str = "m") -> Figure:
                 values,
                 marker="o",
                 color=colour(method),
+                linestyle=styles.get(method, "-"),
                 label=label(method),
             )
         if metric == "coverage95":
