@@ -1,6 +1,7 @@
 import json
-import os
 import signal
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -57,13 +58,18 @@ def test_resumed_run_ends_with_same_weights(tiny_gp, tmp_path) -> None:
 
 
 def _signal_during_step(trainer: Trainer, monkeypatch, step: int, *signals: int) -> None:
-    """Make ``trainer`` send itself ``signals`` while it draws the batch of ``step`` (0-based)."""
+    """Make ``trainer`` send itself ``signals`` while it draws the batch of ``step`` (0-based).
+
+    Each goes to the main thread, which gets time to handle it before the next: sent with
+    ``os.kill`` back to back, two signals could reach one of torch's threads and be handled
+    as one (a flaky "second Ctrl-C" test)."""
     draw = trainer._batch
 
     def draw_then_signal(state):
         if state.step == step:
             for number in signals:
-                os.kill(os.getpid(), number)
+                signal.pthread_kill(threading.main_thread().ident, number)
+                time.sleep(0.05)
         return draw(state)
 
     monkeypatch.setattr(trainer, "_batch", draw_then_signal)
