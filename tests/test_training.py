@@ -101,9 +101,14 @@ def test_second_ctrl_c_interrupts_at_once(tiny_gp, tmp_path, monkeypatch) -> Non
     config = TrainConfig(**EAGER, epochs=1, batch_size=48, optimizer="adam", device="cpu")
     trainer = Trainer(build_model(1, seed=3, **SMALL), tiny_gp, config, tmp_path)
     _signal_during_step(trainer, monkeypatch, 1, signal.SIGINT, signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt):
-        trainer.fit(progress=False)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # Python's own Ctrl-C handler to start from, whatever earlier tests or libraries set
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            trainer.fit(progress=False)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_run_killed_at_every_step_ends_like_an_uninterrupted_one(
