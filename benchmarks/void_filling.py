@@ -71,8 +71,9 @@ from npf.data.dem import scenes_dir, tfasr_dir
 from npf.data.tiling import decode, ground_pixel_size
 from npf.raster import (
     CENTRINGS,
-    DEFAULT_CHECKPOINT,
     DEFAULT_WINDOW,
+    FILL_CENTRING,
+    FILL_CHECKPOINT,
     TREND_PX,
     ExtrapolationWarning,
     Filler,
@@ -282,8 +283,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--checkpoint",
         nargs="+",
-        default=[str(DEFAULT_CHECKPOINT)],
-        help="single-band ConvCNP(s), [LABEL=]PATH",
+        default=[str(FILL_CHECKPOINT)],
+        help="single-band ConvCNP(s), [LABEL=]PATH (default: fill's, npf/checkpoints/dem-voids.pt)",
     )
     parser.add_argument("--dem-dir", type=Path, default=DEM_DIR, help="<scene>.tif GeoTIFFs")
     parser.add_argument("--scenes", nargs="+", default=None, help="default: tiling's test scenes")
@@ -302,8 +303,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--centrings",
         nargs="+",
         choices=CENTRINGS,
-        default=["local"],
-        help="how ConvCNP centres values (npf.raster); several give one method each",
+        default=[FILL_CENTRING],
+        help="how ConvCNP centres values (npf.raster; default: fill's, filled); several give one "
+        "method each",
     )
     parser.add_argument(
         "--trend-px",
