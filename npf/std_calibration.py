@@ -1,4 +1,4 @@
-"""Widen (or narrow) a ConvCNP's std inside voids by the width of the void.
+"""Widen a ConvCNP's std inside voids by the width of the void.
 
 The DEM model learnt its uncertainty on 64-px tiles whose gaps between context pixels
 are small; a void 40-60 px across is wider than anything it saw in training, and its
@@ -40,6 +40,11 @@ WIDTH_EDGES_PX = (2.0, 4.0, 8.0, 12.0, 18.0, 27.0, 40.0, 60.0)
 MIN_PIXELS = 10_000
 #: the interval the factors are fitted for
 LEVEL = 0.95
+#: factors never go below 1: a calibration widens the model's intervals where they were
+#: too narrow, never narrows them (leave-one-scene-out over the 13 training scenes, the
+#: void-tuned model: per-scene coverage 2.0 points from 95 % on average, worst scene
+#: 91.1 %, against 2.3 points and 90.6 % when factors may narrow)
+WIDEN_ONLY = True
 
 
 @dataclass(frozen=True)
@@ -102,11 +107,12 @@ def fit_std_calibration(
     level: float = LEVEL,
     min_pixels: int = MIN_PIXELS,
     fitted_on: dict[str, Any] | None = None,
+    widen_only: bool = WIDEN_ONLY,
 ) -> StdCalibration:
     """Per width class, the factor that makes the central ``level`` interval hold
     ``level`` of the standardised ``errors`` ((truth - mean) / std) of pixels in voids of
-    that width; placed at the class's median width. Classes with under ``min_pixels``
-    pixels are merged."""
+    that width (at least 1 with ``widen_only``); placed at the class's median width.
+    Classes with under ``min_pixels`` pixels are merged."""
     errors, width_px = np.ravel(errors), np.ravel(width_px)
     if errors.shape != width_px.shape:
         raise ValueError(f"errors {errors.shape} and widths {width_px.shape} differ")
@@ -125,9 +131,10 @@ def fit_std_calibration(
     if len(groups) > 1 and len(groups[-1]) < min_pixels:
         groups[-2:] = [np.concatenate(groups[-2:])]
     quantile = norm.ppf(0.5 + level / 2)
+    floor = 1.0 if widen_only else 0.0
     return StdCalibration(
         tuple(float(np.median(width_px[g])) for g in groups),
-        tuple(float(np.quantile(errors[g], level) / quantile) for g in groups),
+        tuple(max(floor, float(np.quantile(errors[g], level) / quantile)) for g in groups),
         tuple(len(g) for g in groups),
         fitted_on or {},
     )

@@ -38,7 +38,7 @@ def test_fit_recovers_an_std_that_grows_with_void_width() -> None:
     width = rng.uniform(2.0, 70.0, 200_000)
     spread = 0.8 + width / 40.0
     errors = rng.normal(size=width.size) * spread
-    calibration = fit_std_calibration(errors, width, fitted_on={"scenes": ["toy"]})
+    calibration = fit_std_calibration(errors, width, widen_only=False)
     assert sum(calibration.pixels) == width.size
     expected = 0.8 + np.array(calibration.widths_px) / 40.0
     np.testing.assert_allclose(calibration.factors, expected, rtol=0.08)
@@ -47,6 +47,11 @@ def test_fit_recovers_an_std_that_grows_with_void_width() -> None:
     for low, high in ((2, 4), (18, 27), (60, 70)):
         where = (width >= low) & (width < high)
         assert inside[where].mean() == pytest.approx(0.95, abs=0.015)
+    # by default a calibration only widens: the same classes, factors below 1 raised to 1
+    widening = fit_std_calibration(errors, width, fitted_on={"scenes": ["toy"]})
+    assert widening.widths_px == calibration.widths_px
+    assert widening.factors == tuple(max(1.0, f) for f in calibration.factors)
+    assert widening.fitted_on == {"scenes": ["toy"]}
 
 
 def test_sparse_width_classes_are_merged() -> None:
