@@ -454,9 +454,10 @@ def main(argv: list[str] | None = None) -> None:
             row["losses"] = losses
         if losses is not None and key in reference_losses:
             pairs = list(zip(losses, reference_losses[key], strict=True))
-            if not all(math.isfinite(b) for _, b in pairs):
+            finite = [math.isfinite(b) for _, b in pairs]
+            if not all(finite):
                 row["reference_diverged"] = True  # compare the steps before it did
-                pairs = pairs[: [math.isfinite(b) for _, b in pairs].index(False)]
+                pairs = pairs[: finite.index(False)]
             scale = max(abs(b) for _, b in pairs)
             row["loss_dev"] = max(abs(a - b) for a, b in pairs) / scale
             row["loss_dev_per_step"] = max(abs(a - b) / abs(b) for a, b in pairs)

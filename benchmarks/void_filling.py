@@ -171,10 +171,10 @@ def build_methods(
                     if centring == "filled" and len(trend_px) > 1:
                         suffix = f"{suffix}{trend}"
                     for calibrated in calibrations:
-                        name = convcnp_name(tag, suffix)
+                        method = convcnp_name(tag, suffix)
                         if len(calibrations) > 1 and not calibrated:
-                            name = f"{name}-uncalibrated"
-                        methods[name] = convcnp(filler, centring, trend, calibrated)
+                            method = f"{method}-uncalibrated"
+                        methods[method] = convcnp(filler, centring, trend, calibrated)
         elif name == "gdal":
             methods[name] = fill_gdal
         elif name == "cubic":
@@ -217,8 +217,8 @@ def fit_std_calibrations(
                     for seed in args.seeds:
                         try:
                             voids = make_voids(values, share, seed)
-                        except ValueError as error:  # a small scene: too little room
-                            print(f"skipping {name} share {share:g} seed {seed}: {error}")
+                        except ValueError as problem:  # a small scene: too little room
+                            print(f"skipping {name} share {share:g} seed {seed}: {problem}")
                             continue
                         holed = voids.apply(values)
                         fill = fill_convcnp(holed, own, voids.mask, args.convcnp_window)

@@ -60,9 +60,8 @@ def test_resumed_run_ends_with_same_weights(tiny_gp, tmp_path) -> None:
 def _signal_during_step(trainer: Trainer, monkeypatch, step: int, *signals: int) -> None:
     """Make ``trainer`` send itself ``signals`` while it draws the batch of ``step`` (0-based).
 
-    Each goes to the main thread, which gets time to handle it before the next: sent with
-    ``os.kill`` back to back, two signals could reach one of torch's threads and be handled
-    as one (a flaky "second Ctrl-C" test)."""
+    Each goes to the main thread, which gets time to handle it before the next: two of the
+    same signal pending at once are handled as one."""
     draw = trainer._batch
 
     def draw_then_signal(state):
